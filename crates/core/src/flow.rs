@@ -1,0 +1,199 @@
+//! The state that carries a sign-in across the `oidc` and `login` crates.
+//!
+//! `/authorize` validates a request and saves it as a [`PendingAuthorization`];
+//! the login pages authenticate the user, record an [`SsoSession`], and send
+//! the browser back to `/authorize/continue`, which mints an
+//! [`AuthorizationCode`]. All three live in the ephemeral store.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Acr, Authentication};
+use crate::clock::UnixTime;
+
+/// Name of the SSO session cookie; `__Host-` is added when the issuer is
+/// served over HTTPS (the prefix requires `Secure`).
+pub const SESSION_COOKIE: &str = "zid_session";
+
+/// Name of the cookie that binds a login transaction to the browser.
+pub const LOGIN_COOKIE: &str = "zid_login";
+
+/// The session cookie's name: `__Host-` prefixed when cookies are `Secure`.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-zid_session"
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// The login-binding cookie's name, prefixed like the session cookie.
+pub fn login_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-zid_login"
+    } else {
+        LOGIN_COOKIE
+    }
+}
+
+/// The value of cookie `name` in a `Cookie` request header (RFC 6265 5.4).
+pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+        .filter(|v| !v.is_empty())
+}
+
+/// Ephemeral-store namespaces, one per kind of state.
+pub mod ns {
+    pub const PENDING_AUTHORIZATION: &str = "authz";
+    pub const SESSION: &str = "session";
+    pub const LOGIN: &str = "login";
+    pub const CODE: &str = "code";
+    pub const SPENT_CODE: &str = "spent_code";
+    pub const GRANT: &str = "grant";
+}
+
+/// A validated authorization request waiting for the user to authenticate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingAuthorization {
+    pub id: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub redirect_uri: String,
+    pub scope: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub response_mode: ResponseMode,
+    /// The least level the sign-in must reach.
+    pub min_acr: Acr,
+    /// `prompt=login` or an exceeded `max_age`: only an authentication that
+    /// finished after `created_at` satisfies this request.
+    pub force_fresh: bool,
+    pub login_hint: Option<String>,
+    pub ui_locales: Vec<String>,
+    pub created_at: UnixTime,
+}
+
+/// How the authorization response reaches the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+/// A browser's single sign-on session, keyed by the hash of its cookie.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SsoSession {
+    /// Public identifier, the `sid` claim (OIDC Front-/Back-Channel Logout).
+    pub sid: String,
+    pub user_id: String,
+    pub auth: Authentication,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl SsoSession {
+    /// Whether this session satisfies a pending request on its own.
+    pub fn satisfies(&self, pending: &PendingAuthorization) -> bool {
+        self.auth.acr() >= pending.min_acr
+            && (!pending.force_fresh || self.auth.time >= pending.created_at)
+    }
+}
+
+/// What an authorization code stands for, stored under the code's hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthorizationCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: Option<String>,
+    pub scope: Vec<String>,
+    pub nonce: Option<String>,
+    pub user_id: String,
+    pub sid: String,
+    pub auth: Authentication,
+    pub expires_at: UnixTime,
+}
+
+/// A grant: what one code redemption issued. Tokens carry its id as `jti`;
+/// deleting the grant revokes them (RFC 6749 4.1.2: a code used twice revokes
+/// the tokens issued from it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grant {
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: Vec<String>,
+    pub expires_at: UnixTime,
+}
+
+/// Renders the plain error page a browser sees when the request cannot be
+/// sent back to a client (an unknown client or redirect URI). Implemented by
+/// the `login` crate's templates and handed to `oidc` by the binary.
+pub trait ErrorPages: Send + Sync + 'static {
+    fn error_page(&self, locales: &[String], message_key: &str, request_id: &str) -> String;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthMethod;
+
+    fn pending(min_acr: Acr, force_fresh: bool) -> PendingAuthorization {
+        PendingAuthorization {
+            id: "p".into(),
+            client_id: "c".into(),
+            client_name: "C".into(),
+            redirect_uri: "https://rp.example/cb".into(),
+            scope: vec!["openid".into()],
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            response_mode: ResponseMode::Query,
+            min_acr,
+            force_fresh,
+            login_hint: None,
+            ui_locales: vec![],
+            created_at: 1_000,
+        }
+    }
+
+    fn session(methods: Vec<AuthMethod>, time: UnixTime) -> SsoSession {
+        SsoSession {
+            sid: "s".into(),
+            user_id: "u".into(),
+            auth: Authentication::new(methods, time),
+            created_at: time,
+            expires_at: time + 3600,
+            user_agent: None,
+            ip: None,
+        }
+    }
+
+    #[test]
+    fn cookie_values_are_found_by_exact_name() {
+        let header = "a=1; zid_session=abc; zid_session_x=no";
+        assert_eq!(cookie_value(header, "zid_session"), Some("abc"));
+        assert_eq!(cookie_value(header, "zid"), None);
+        assert_eq!(cookie_value("zid_session=", "zid_session"), None);
+    }
+
+    #[test]
+    fn session_satisfies_only_at_or_above_the_level() {
+        let pwd = session(vec![AuthMethod::Password], 900);
+        assert!(pwd.satisfies(&pending(Acr::Pwd, false)));
+        assert!(!pwd.satisfies(&pending(Acr::Mfa, false)));
+    }
+
+    #[test]
+    fn forced_fresh_login_needs_an_event_after_the_request() {
+        let old = session(vec![AuthMethod::Password], 900);
+        let fresh = session(vec![AuthMethod::Password], 1_001);
+        assert!(!old.satisfies(&pending(Acr::Pwd, true)));
+        assert!(fresh.satisfies(&pending(Acr::Pwd, true)));
+    }
+}

@@ -1,0 +1,471 @@
+//! The authorization endpoint (RFC 6749 4.1.1, OIDC Core 3.1.2).
+//!
+//! A request is checked in two stages. Until the client and its redirect URI
+//! are known to be good, errors are shown as a page and never redirected
+//! (RFC 6749 4.1.2.1). After that, errors go back to the client with `error`,
+//! `state` and `iss` (RFC 9207). A good request becomes a pending
+//! authorization and the browser goes to the login pages, or, if its SSO
+//! session already satisfies the request, straight back with a code.
+
+use axum::body::Bytes;
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use zapini_core::Acr;
+use zapini_core::crypto::{random_token, token_hash};
+use zapini_core::flow::{
+    AuthorizationCode, PendingAuthorization, ResponseMode, SsoSession, cookie_value, ns,
+    session_cookie_name,
+};
+
+use crate::OidcState;
+use crate::clients::Client;
+use crate::error::{OAuthError, error_page, no_store, unavailable_page};
+use zapini_core::form::Params;
+
+/// Longest `state` and `nonce` accepted; longer ones are refused rather than
+/// echoed into redirect URLs.
+const MAX_OPAQUE_LEN: usize = 2048;
+
+pub async fn get(
+    State(state): State<OidcState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    authorize(&state, &headers, &params).await
+}
+
+/// OIDC Core 3.1.2.1: POST requests carry the parameters form-serialised.
+pub async fn post(State(state): State<OidcState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return error_page(
+            &state,
+            &headers,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "error.request_invalid",
+        );
+    }
+    authorize(&state, &headers, &Params::parse(&body)).await
+}
+
+/// Where an error can be sent once the redirect URI is verified.
+struct ErrorTarget<'a> {
+    redirect_uri: &'a str,
+    state: Option<&'a str>,
+}
+
+async fn authorize(state: &OidcState, headers: &HeaderMap, params: &Params) -> Response {
+    let (client, redirect_uri) = match verify_client(state, params) {
+        Ok(found) => found,
+        Err(key) => return error_page(state, headers, StatusCode::BAD_REQUEST, key),
+    };
+
+    let client_state = params.get("state").filter(|s| s.len() <= MAX_OPAQUE_LEN);
+    let target = ErrorTarget {
+        redirect_uri,
+        state: client_state,
+    };
+    let now = state.clock.now();
+
+    let pending = match validate(client, redirect_uri, params, now) {
+        Ok(pending) => pending,
+        Err(err) => return redirect_error(state, &target, &err),
+    };
+    let prompt = params.list("prompt");
+    let session = match current_session(state, headers, now).await {
+        Ok(session) => session,
+        Err(err) => return unavailable_page(state, headers, &err),
+    };
+
+    // OIDC Core 3.1.2.1 max_age: an older authentication must be repeated.
+    let mut pending = pending;
+    if let (Some(max_age), Some(s)) = (max_age(params), &session) {
+        if now - s.auth.time > max_age {
+            pending.force_fresh = true;
+        }
+    }
+
+    if let Some(session) = session.filter(|s| s.satisfies(&pending)) {
+        return match issue_code(state, &pending, &session, now).await {
+            Ok(response) => response,
+            Err(err) => unavailable_page(state, headers, &err),
+        };
+    }
+    if prompt.iter().any(|p| p == "none") {
+        // OIDC Core 3.1.2.6: no UI may be shown.
+        return redirect_error(
+            state,
+            &target,
+            &OAuthError::new("login_required", "the user is not signed in"),
+        );
+    }
+
+    let expires = now + state.tokens.pending_ttl;
+    if let Err(err) = state
+        .store
+        .ephemeral()
+        .put(ns::PENDING_AUTHORIZATION, &pending.id, &pending, expires)
+        .await
+    {
+        return unavailable_page(state, headers, &err);
+    }
+    see_other(&format!("/login?authz={}", pending.id))
+}
+
+/// Stage one: `client_id` and `redirect_uri`, whose errors are shown, not
+/// redirected. Returns the message key of the page on failure.
+fn verify_client<'a>(
+    state: &'a OidcState,
+    params: &'a Params,
+) -> Result<(&'a Client, &'a str), &'static str> {
+    if params.is_duplicated("client_id") || params.is_duplicated("redirect_uri") {
+        return Err("error.request_invalid");
+    }
+    let client_id = params.get("client_id").ok_or("error.client_missing")?;
+    let client = state.clients.get(client_id).ok_or("error.client_unknown")?;
+    // OIDC Core 3.1.2.1: redirect_uri is REQUIRED and must match exactly.
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or("error.redirect_uri_missing")?;
+    if !client.redirect_uri_allowed(redirect_uri) {
+        return Err("error.redirect_uri_mismatch");
+    }
+    Ok((client, redirect_uri))
+}
+
+/// Stage two: everything else, in the order of OIDC Core 3.1.2.2.
+fn validate(
+    client: &Client,
+    redirect_uri: &str,
+    params: &Params,
+    now: i64,
+) -> Result<PendingAuthorization, OAuthError> {
+    // RFC 6749 3.1: request parameters MUST NOT be included more than once.
+    if let Some(name) = params.first_duplicate() {
+        return Err(OAuthError::invalid_request(format!(
+            "parameter {name} was sent more than once"
+        )));
+    }
+    if params
+        .get("state")
+        .is_some_and(|s| s.len() > MAX_OPAQUE_LEN)
+    {
+        return Err(OAuthError::invalid_request(
+            "state is longer than 2048 characters",
+        ));
+    }
+    // OIDC Core 6: we read no request objects, and say so in discovery.
+    if params.get("request").is_some() {
+        return Err(OAuthError::new(
+            "request_not_supported",
+            "request objects are not supported",
+        ));
+    }
+    if params.get("request_uri").is_some() {
+        return Err(OAuthError::new(
+            "request_uri_not_supported",
+            "request_uri is not supported",
+        ));
+    }
+
+    match params.get("response_type") {
+        None => return Err(OAuthError::invalid_request("response_type is missing")),
+        Some("code") => {}
+        Some(_) => {
+            return Err(OAuthError::new(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
+    }
+    let response_mode = match params.get("response_mode") {
+        None | Some("query") => ResponseMode::Query,
+        Some(other) => {
+            return Err(OAuthError::invalid_request(format!(
+                "response_mode {other} is not supported"
+            )));
+        }
+    };
+
+    let scope = granted_scope(client, params)?;
+    let code_challenge = pkce_challenge(client, params)?;
+    let nonce = params.get("nonce").map(str::to_owned);
+    if nonce.as_ref().is_some_and(|n| n.len() > MAX_OPAQUE_LEN) {
+        return Err(OAuthError::invalid_request(
+            "nonce is longer than 2048 characters",
+        ));
+    }
+
+    let prompt = params.list("prompt");
+    if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
+        // OIDC Core 3.1.2.1: none must not be combined with other values.
+        return Err(OAuthError::invalid_request(
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    if params.get("max_age").is_some() && max_age(params).is_none() {
+        return Err(OAuthError::invalid_request(
+            "max_age must be a non-negative integer",
+        ));
+    }
+
+    Ok(PendingAuthorization {
+        id: random_token(32)
+            .map_err(|_| OAuthError::new("server_error", "no randomness"))?
+            .expose()
+            .to_owned(),
+        client_id: client.client_id.clone(),
+        client_name: client.name.clone(),
+        redirect_uri: redirect_uri.to_owned(),
+        scope,
+        state: params.get("state").map(str::to_owned),
+        nonce,
+        code_challenge,
+        response_mode,
+        min_acr: Acr::Pwd,
+        force_fresh: prompt.iter().any(|p| p == "login"),
+        login_hint: params
+            .get("login_hint")
+            .map(|h| h.chars().take(256).collect()),
+        ui_locales: params.list("ui_locales"),
+        created_at: now,
+    })
+}
+
+/// RFC 6749 3.3: the granted scope is the requested one limited to what the
+/// client may have; unknown values are dropped. `openid` is required, since
+/// this is an OpenID provider (OIDC Core 3.1.2.1).
+fn granted_scope(client: &Client, params: &Params) -> Result<Vec<String>, OAuthError> {
+    let requested = params.list("scope");
+    if !requested.iter().any(|s| s == "openid") {
+        return Err(OAuthError::new(
+            "invalid_scope",
+            "the scope must include openid",
+        ));
+    }
+    let mut granted: Vec<String> = Vec::new();
+    for scope in requested {
+        if client.scopes.contains(&scope) && !granted.contains(&scope) {
+            granted.push(scope);
+        }
+    }
+    Ok(granted)
+}
+
+/// RFC 7636 4.3 and RFC 9700 2.1.1: S256 only; public clients must use it.
+fn pkce_challenge(client: &Client, params: &Params) -> Result<Option<String>, OAuthError> {
+    let challenge = params.get("code_challenge");
+    let method = params.get("code_challenge_method");
+    match (challenge, method) {
+        (None, None) if client.is_public() => Err(OAuthError::invalid_request(
+            "code_challenge is required for public clients (PKCE)",
+        )),
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(OAuthError::invalid_request(
+            "code_challenge_method without code_challenge",
+        )),
+        // RFC 7636 4.3: an absent method means "plain", which is not offered.
+        (Some(_), None) | (Some(_), Some("plain")) => Err(OAuthError::invalid_request(
+            "code_challenge_method must be S256",
+        )),
+        (Some(c), Some("S256")) => {
+            // RFC 7636 4.2: BASE64URL(SHA256(verifier)) is 43 characters.
+            let valid = c.len() == 43
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if valid {
+                Ok(Some(c.to_owned()))
+            } else {
+                Err(OAuthError::invalid_request(
+                    "code_challenge is not a base64url SHA-256 value",
+                ))
+            }
+        }
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
+            "code_challenge_method must be S256",
+        )),
+    }
+}
+
+fn max_age(params: &Params) -> Option<i64> {
+    params
+        .get("max_age")
+        .and_then(|v| v.parse::<u32>().ok())
+        .map(i64::from)
+}
+
+/// The SSO session behind the request's cookie, if it is live and its user
+/// may still sign in.
+pub(crate) async fn current_session(
+    state: &OidcState,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<Option<SsoSession>, zapini_store::StoreError> {
+    let cookies = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let Some(cookie) = cookie_value(&cookies, session_cookie_name(state.secure_cookies)) else {
+        return Ok(None);
+    };
+    let Some(session) = state.store.sessions().find(cookie, now).await? else {
+        return Ok(None);
+    };
+    let user = state.store.users().find(&session.user_id).await?;
+    Ok(user.filter(|u| !u.disabled).map(|_| session))
+}
+
+#[derive(Deserialize)]
+pub struct ResumeQuery {
+    authz: Option<String>,
+}
+
+/// `/authorize/continue`: where the login pages send the browser once the
+/// user has authenticated. Finishes the pending authorization if the session
+/// now satisfies it, otherwise returns to the login pages.
+pub async fn resume(
+    State(state): State<OidcState>,
+    headers: HeaderMap,
+    Query(q): Query<ResumeQuery>,
+) -> Response {
+    let now = state.clock.now();
+    let Some(id) = q.authz.filter(|id| id.len() <= 64) else {
+        return error_page(
+            &state,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "error.request_expired",
+        );
+    };
+    let eph = state.store.ephemeral();
+    let pending: Option<PendingAuthorization> =
+        match eph.get(ns::PENDING_AUTHORIZATION, &id, now).await {
+            Ok(p) => p,
+            Err(err) => return unavailable_page(&state, &headers, &err),
+        };
+    let Some(pending) = pending else {
+        return error_page(
+            &state,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "error.request_expired",
+        );
+    };
+    let session = match current_session(&state, &headers, now).await {
+        Ok(s) => s,
+        Err(err) => return unavailable_page(&state, &headers, &err),
+    };
+    let Some(session) = session.filter(|s| s.satisfies(&pending)) else {
+        return see_other(&format!("/login?authz={id}"));
+    };
+
+    // Taking the pending authorization is the single-use step: a double
+    // submission finishes it once.
+    match eph
+        .take::<PendingAuthorization>(ns::PENDING_AUTHORIZATION, &id, now)
+        .await
+    {
+        Ok(Some(pending)) => match issue_code(&state, &pending, &session, now).await {
+            Ok(response) => response,
+            Err(err) => unavailable_page(&state, &headers, &err),
+        },
+        Ok(None) => error_page(
+            &state,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "error.request_expired",
+        ),
+        Err(err) => unavailable_page(&state, &headers, &err),
+    }
+}
+
+async fn issue_code(
+    state: &OidcState,
+    pending: &PendingAuthorization,
+    session: &SsoSession,
+    now: i64,
+) -> Result<Response, zapini_store::StoreError> {
+    let code = random_token(32).map_err(|e| zapini_store::StoreError::Random(e.to_string()))?;
+    let record = AuthorizationCode {
+        client_id: pending.client_id.clone(),
+        redirect_uri: pending.redirect_uri.clone(),
+        code_challenge: pending.code_challenge.clone(),
+        scope: pending.scope.clone(),
+        nonce: pending.nonce.clone(),
+        user_id: session.user_id.clone(),
+        sid: session.sid.clone(),
+        auth: session.auth.clone(),
+        expires_at: now + state.tokens.code_ttl,
+    };
+    state
+        .store
+        .ephemeral()
+        .put(
+            ns::CODE,
+            &token_hash(code.expose()),
+            &record,
+            record.expires_at,
+        )
+        .await?;
+    tracing::info!(client_id = %pending.client_id, user_id = %session.user_id, "authorization code issued");
+
+    let mut pairs = vec![("code", code.expose())];
+    if let Some(s) = &pending.state {
+        pairs.push(("state", s));
+    }
+    pairs.push(("iss", &state.issuer));
+    Ok(see_other(&append_query(&pending.redirect_uri, &pairs)))
+}
+
+/// RFC 6749 4.1.2.1 error response, with `iss` per RFC 9207 2.
+fn redirect_error(state: &OidcState, target: &ErrorTarget<'_>, err: &OAuthError) -> Response {
+    let mut pairs = vec![
+        ("error", err.code),
+        ("error_description", err.description.as_ref()),
+    ];
+    if let Some(s) = target.state {
+        pairs.push(("state", s));
+    }
+    pairs.push(("iss", &state.issuer));
+    see_other(&append_query(target.redirect_uri, &pairs))
+}
+
+/// Adds parameters to a registered redirect URI without re-serialising it
+/// (RFC 6749 3.1.2: its own query component must be retained).
+pub(crate) fn append_query(uri: &str, pairs: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        query.append_pair(k, v);
+    }
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}{}", query.finish())
+}
+
+fn see_other(location: &str) -> Response {
+    (no_store(), Redirect::to(location)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_is_appended_to_an_existing_one() {
+        assert_eq!(
+            append_query("https://a/cb", &[("code", "x y")]),
+            "https://a/cb?code=x+y"
+        );
+        assert_eq!(
+            append_query("https://a/cb?t=1", &[("code", "c")]),
+            "https://a/cb?t=1&code=c"
+        );
+    }
+}

@@ -1,0 +1,426 @@
+//! Relying parties, described by operators in TOML files: one file per client
+//! in a folder. Secrets come from an environment variable, a file, or a
+//! SHA-256 hash; never as plain text in the file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+use zapini_core::crypto::{b64url_decode, ct_eq, sha256};
+
+/// How a client authenticates at the token endpoint (RFC 6749 2.3, OIDC Core 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    /// A public client: no secret, PKCE required.
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
+        }
+    }
+}
+
+/// Algorithms a client may ask its ID tokens to be signed with.
+pub const SIGNING_ALGS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
+
+/// Scopes the server knows; a client may be allowed a subset.
+pub const KNOWN_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+
+/// A client file as written by the operator.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    client_id: String,
+    name: Option<String>,
+    redirect_uris: Vec<String>,
+    #[serde(default = "default_auth_method")]
+    token_endpoint_auth_method: AuthMethod,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    client_secret_hash: Option<String>,
+    #[serde(default = "default_scopes")]
+    scopes: Vec<String>,
+    #[serde(default = "default_alg")]
+    id_token_signed_response_alg: String,
+    /// Algorithm of the JWT access tokens (RFC 9068) issued to this client.
+    #[serde(default = "default_alg")]
+    access_token_signed_response_alg: String,
+}
+
+fn default_auth_method() -> AuthMethod {
+    AuthMethod::ClientSecretBasic
+}
+
+fn default_scopes() -> Vec<String> {
+    KNOWN_SCOPES.iter().map(|s| s.to_string()).collect()
+}
+
+fn default_alg() -> String {
+    "RS256".into()
+}
+
+/// A validated client.
+#[derive(Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub auth_method: AuthMethod,
+    /// SHA-256 of the secret; `None` for public clients.
+    secret_hash: Option<[u8; 32]>,
+    pub scopes: Vec<String>,
+    pub id_token_alg: String,
+    pub access_token_alg: String,
+    /// The file this client came from, for messages.
+    pub source: PathBuf,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.client_id)
+            .field("auth_method", &self.auth_method)
+            .field("redirect_uris", &self.redirect_uris)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.auth_method == AuthMethod::None
+    }
+
+    /// Compares a presented secret with the stored hash in constant time.
+    pub fn secret_matches(&self, presented: &str) -> bool {
+        match &self.secret_hash {
+            Some(hash) => ct_eq(&sha256(presented.as_bytes()), hash),
+            None => false,
+        }
+    }
+
+    /// Exact redirect URI match (RFC 9700 2.1, OIDC Core 3.1.2.1), with the
+    /// one exception of RFC 8252 7.3: for a registered loopback IP literal
+    /// (`http://127.0.0.1` or `http://[::1]`) any port is accepted, since
+    /// native apps get an ephemeral port from the OS.
+    pub fn redirect_uri_allowed(&self, uri: &str) -> bool {
+        self.redirect_uris
+            .iter()
+            .any(|registered| registered == uri || loopback_match(registered, uri))
+    }
+}
+
+fn loopback_match(registered: &str, presented: &str) -> bool {
+    let (Ok(reg), Ok(pre)) = (Url::parse(registered), Url::parse(presented)) else {
+        return false;
+    };
+    let is_loopback_ip =
+        |u: &Url| u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"));
+    if !is_loopback_ip(&reg) || !is_loopback_ip(&pre) {
+        return false;
+    }
+    // Compare everything but the port, on the original strings so that no
+    // normalisation (case, dot-segments, escapes) can make two URIs equal.
+    strip_port(registered) == strip_port(presented)
+}
+
+fn strip_port(uri: &str) -> Option<String> {
+    let rest = uri.strip_prefix("http://")?;
+    let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let host = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => &authority[..i],
+        _ => authority,
+    };
+    Some(format!("http://{host}{path}"))
+}
+
+/// A problem in a client file: which file, which field, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientProblem {
+    pub file: PathBuf,
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ClientProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: {}",
+            self.file.display(),
+            self.field,
+            self.reason
+        )
+    }
+}
+
+/// All problems found while loading clients.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ClientErrors(pub Vec<ClientProblem>);
+
+/// The loaded clients, by `client_id`.
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    clients: BTreeMap<String, Client>,
+}
+
+impl ClientRegistry {
+    pub fn get(&self, client_id: &str) -> Option<&Client> {
+        self.clients.get(client_id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Client> {
+        self.clients.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    /// Loads every `*.toml` file in `dir`. `env` looks up environment
+    /// variables (injected so tests need not touch the process environment).
+    /// Every problem in every file is reported, not only the first.
+    pub fn load_dir(
+        dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ClientErrors> {
+        let mut problems = Vec::new();
+        let mut registry = ClientRegistry::default();
+        let problem = |file: &Path, field: &str, reason: String| ClientProblem {
+            file: file.to_owned(),
+            field: field.to_owned(),
+            reason,
+        };
+
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                return Err(ClientErrors(vec![problem(
+                    dir,
+                    "clients_dir",
+                    e.to_string(),
+                )]));
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+
+        for file in files {
+            match load_file(&file, env) {
+                Ok(client) => {
+                    if let Some(other) = registry.clients.get(&client.client_id) {
+                        let reason = format!("also defined in {}", other.source.display());
+                        problems.push(problem(&file, "client_id", reason));
+                    } else {
+                        registry.clients.insert(client.client_id.clone(), client);
+                    }
+                }
+                Err(mut found) => problems.append(&mut found),
+            }
+        }
+
+        if problems.is_empty() {
+            Ok(registry)
+        } else {
+            Err(ClientErrors(problems))
+        }
+    }
+}
+
+fn load_file(
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Client, Vec<ClientProblem>> {
+    let problem = |field: &str, reason: String| ClientProblem {
+        file: file.to_owned(),
+        field: field.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| vec![problem("-", e.to_string())])?;
+    let raw: ClientFile = toml::from_str(&text).map_err(|e| {
+        let field = e.message().split('`').nth(1).unwrap_or("-").to_owned();
+        vec![problem(&field, e.message().to_owned())]
+    })?;
+
+    let mut problems = Vec::new();
+    check_client_id(&raw.client_id, &mut |r| {
+        problems.push(problem("client_id", r))
+    });
+    for uri in &raw.redirect_uris {
+        if let Err(reason) = check_redirect_uri(uri) {
+            problems.push(problem("redirect_uris", format!("{uri:?}: {reason}")));
+        }
+    }
+    if raw.redirect_uris.is_empty() {
+        problems.push(problem(
+            "redirect_uris",
+            "at least one redirect URI is required".into(),
+        ));
+    }
+    for scope in &raw.scopes {
+        if !KNOWN_SCOPES.contains(&scope.as_str()) {
+            let reason = format!(
+                "unknown scope {scope:?}; known: {}",
+                KNOWN_SCOPES.join(", ")
+            );
+            problems.push(problem("scopes", reason));
+        }
+    }
+    if !raw.scopes.iter().any(|s| s == "openid") {
+        problems.push(problem("scopes", "must include \"openid\"".into()));
+    }
+    if !SIGNING_ALGS.contains(&raw.id_token_signed_response_alg.as_str()) {
+        let reason = format!("must be one of {}", SIGNING_ALGS.join(", "));
+        problems.push(problem("id_token_signed_response_alg", reason));
+    }
+    if !SIGNING_ALGS.contains(&raw.access_token_signed_response_alg.as_str()) {
+        let reason = format!("must be one of {}", SIGNING_ALGS.join(", "));
+        problems.push(problem("access_token_signed_response_alg", reason));
+    }
+
+    let secret_hash = match secret_hash(&raw, file, env) {
+        Ok(hash) => hash,
+        Err(p) => {
+            problems.push(p);
+            None
+        }
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    Ok(Client {
+        name: raw.name.unwrap_or_else(|| raw.client_id.clone()),
+        client_id: raw.client_id,
+        redirect_uris: raw.redirect_uris,
+        auth_method: raw.token_endpoint_auth_method,
+        secret_hash,
+        scopes: raw.scopes,
+        id_token_alg: raw.id_token_signed_response_alg,
+        access_token_alg: raw.access_token_signed_response_alg,
+        source: file.to_owned(),
+    })
+}
+
+fn check_client_id(id: &str, report: &mut dyn FnMut(String)) {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+    if id.is_empty() || id.len() > 128 || !id.chars().all(ok_char) {
+        report("must be 1 to 128 characters of A-Z a-z 0-9 - . _ ~".into());
+    }
+}
+
+/// OIDC Core 3.1.2.1 and RFC 6749 3.1.2: absolute, no fragment; https, or
+/// http only for loopback during development; private-use schemes for native
+/// apps (RFC 8252 7.1) must contain a dot.
+fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    let url = Url::parse(uri).map_err(|e| format!("not an absolute URI ({e})"))?;
+    if url.fragment().is_some() {
+        return Err("must not contain a fragment (RFC 6749 3.1.2)".into());
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => match url.host_str() {
+            Some("localhost") | Some("127.0.0.1") | Some("[::1]") => Ok(()),
+            _ => Err("http is allowed only for localhost and loopback addresses".into()),
+        },
+        scheme if scheme.contains('.') => Ok(()),
+        _ => Err("scheme must be https, loopback http, or a reverse-domain private scheme".into()),
+    }
+}
+
+fn secret_hash(
+    raw: &ClientFile,
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<[u8; 32]>, ClientProblem> {
+    let problem = |field: &str, reason: &str| ClientProblem {
+        file: file.to_owned(),
+        field: field.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let sources = [
+        raw.client_secret_env.is_some(),
+        raw.client_secret_file.is_some(),
+        raw.client_secret_hash.is_some(),
+    ];
+    let given = sources.iter().filter(|s| **s).count();
+
+    if raw.token_endpoint_auth_method == AuthMethod::None {
+        return match given {
+            0 => Ok(None),
+            _ => Err(problem(
+                "token_endpoint_auth_method",
+                "a public client (none) has no secret",
+            )),
+        };
+    }
+    if given != 1 {
+        let reason =
+            "give exactly one of client_secret_env, client_secret_file, client_secret_hash";
+        return Err(problem("client_secret_*", reason));
+    }
+
+    let secret = if let Some(var) = &raw.client_secret_env {
+        env(var).ok_or_else(|| problem("client_secret_env", &format!("{var} is not set")))?
+    } else if let Some(path) = &raw.client_secret_file {
+        let path = if path.is_relative() {
+            file.parent().unwrap_or(Path::new(".")).join(path)
+        } else {
+            path.clone()
+        };
+        std::fs::read_to_string(&path)
+            .map_err(|e| problem("client_secret_file", &format!("{}: {e}", path.display())))?
+            .trim_end_matches(['\r', '\n'])
+            .to_owned()
+    } else {
+        let text = raw.client_secret_hash.as_deref().unwrap_or_default();
+        return parse_secret_hash(text).map(Some).ok_or_else(|| {
+            problem(
+                "client_secret_hash",
+                "expected sha256:<base64url of 32 bytes>",
+            )
+        });
+    };
+
+    if secret.len() < 32 {
+        return Err(problem(
+            "client_secret_*",
+            "the secret must be at least 32 characters (zapini-id clients new-secret makes one)",
+        ));
+    }
+    Ok(Some(sha256(secret.as_bytes())))
+}
+
+/// Parses `sha256:<base64url>` as written by `zapini-id clients hash-secret`.
+pub fn parse_secret_hash(text: &str) -> Option<[u8; 32]> {
+    let raw = b64url_decode(text.strip_prefix("sha256:")?)?;
+    raw.try_into().ok()
+}
+
+/// The `sha256:<base64url>` form of a secret's hash, for client files.
+pub fn format_secret_hash(secret: &str) -> String {
+    format!(
+        "sha256:{}",
+        zapini_core::crypto::b64url(&sha256(secret.as_bytes()))
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,59 @@
+//! OpenID Connect Discovery 1.0, section 3: the provider metadata.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::OidcState;
+use crate::clients::KNOWN_SCOPES;
+
+/// The metadata document; every value says what the server really does.
+pub fn metadata(state: &OidcState) -> Value {
+    json!({
+        // Discovery 3: REQUIRED members.
+        "issuer": state.issuer,
+        "authorization_endpoint": state.endpoint("/authorize"),
+        "token_endpoint": state.endpoint("/token"),
+        "jwks_uri": state.endpoint("/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": state.keys.algorithms(),
+        // RECOMMENDED and OPTIONAL members.
+        "userinfo_endpoint": state.endpoint("/userinfo"),
+        "scopes_supported": KNOWN_SCOPES,
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "token_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "none"],
+        "claims_supported": [
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
+            "azp", "sid", "at_hash", "name", "email", "email_verified",
+        ],
+        "claim_types_supported": ["normal"],
+        "claims_parameter_supported": false,
+        // Discovery 3: request_uri_parameter_supported defaults to true, so
+        // it must be said explicitly that neither request object is read.
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "ui_locales_supported": ["en"],
+        // RFC 7636 and RFC 9207.
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+    })
+}
+
+pub async fn handler(State(state): State<OidcState>) -> Response {
+    let mut response = Json(metadata(&state)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}

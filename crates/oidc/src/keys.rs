@@ -1,0 +1,315 @@
+//! Signing keys: generated on first start, stored sealed, published in the
+//! JWKS, and used to sign ID tokens and access tokens.
+//!
+//! One key per algorithm (RS256 always, the OIDC Core 3.1.3.7 default; ES256
+//! and EdDSA for clients that ask). A key is published from creation and
+//! signs from `active_from`; rotation adds a key whose `active_from` lies in
+//! the future.
+
+use josekit::jwk::Jwk;
+use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, JwsVerifier, RS256};
+use josekit::jwt::{self, JwtPayload};
+use serde_json::{Map, Value};
+use zapini_core::crypto::{Sealer, b64url, random_token};
+use zapini_store::{SigningKeyRow, Store, StoreError};
+
+const SEAL_PURPOSE: &str = "signing-key";
+
+/// Errors from key handling.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key table could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored key could not be unsealed: the master secret changed.
+    #[error("signing key {kid} cannot be unsealed; was the master secret changed?")]
+    Unseal { kid: String },
+    /// JOSE operation failed.
+    #[error("jose: {0}")]
+    Jose(#[from] josekit::JoseError),
+    /// Randomness or OpenSSL failed.
+    #[error(transparent)]
+    Crypto(#[from] zapini_core::crypto::CryptoError),
+    /// No key can sign with this algorithm now.
+    #[error("no active signing key for {0}")]
+    NoKey(String),
+}
+
+/// Why a token presented to us is not one we accept.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("malformed or unsigned by a known key")]
+    Invalid,
+}
+
+struct LoadedKey {
+    kid: String,
+    alg: &'static str,
+    signer: Box<dyn JwsSigner>,
+    verifier: Box<dyn JwsVerifier>,
+    public_jwk: Jwk,
+    active_from: i64,
+}
+
+/// The server's signing keys.
+pub struct KeyRing {
+    keys: Vec<LoadedKey>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<_> = self.keys.iter().map(|k| (&k.kid, k.alg)).collect();
+        f.debug_struct("KeyRing").field("keys", &kids).finish()
+    }
+}
+
+fn alg_name(alg: &str) -> Option<&'static str> {
+    ["RS256", "ES256", "EdDSA"].into_iter().find(|a| *a == alg)
+}
+
+fn alg_rank(alg: &str) -> usize {
+    ["RS256", "ES256", "EdDSA"]
+        .iter()
+        .position(|a| *a == alg)
+        .unwrap_or(usize::MAX)
+}
+
+fn generate(alg: &'static str) -> Result<(Vec<u8>, Jwk), KeyError> {
+    Ok(match alg {
+        "RS256" => {
+            let pair = RS256.generate_key_pair(2048)?;
+            (pair.to_der_private_key(), pair.to_jwk_public_key())
+        }
+        "ES256" => {
+            let pair = ES256.generate_key_pair()?;
+            (pair.to_der_private_key(), pair.to_jwk_public_key())
+        }
+        _ => {
+            let pair = EdDSA.generate_key_pair(josekit::jwk::alg::ed::EdCurve::Ed25519)?;
+            (pair.to_der_private_key(), pair.to_jwk_public_key())
+        }
+    })
+}
+
+fn signer_and_verifier(
+    alg: &str,
+    der: &[u8],
+    jwk: &Jwk,
+) -> Result<(Box<dyn JwsSigner>, Box<dyn JwsVerifier>), KeyError> {
+    Ok(match alg {
+        "RS256" => (
+            Box::new(RS256.signer_from_der(der)?),
+            Box::new(RS256.verifier_from_jwk(jwk)?),
+        ),
+        "ES256" => (
+            Box::new(ES256.signer_from_der(der)?),
+            Box::new(ES256.verifier_from_jwk(jwk)?),
+        ),
+        _ => (
+            Box::new(EdDSA.signer_from_der(der)?),
+            Box::new(EdDSA.verifier_from_jwk(jwk)?),
+        ),
+    })
+}
+
+impl KeyRing {
+    /// Loads the stored keys, generating one per algorithm where none exists.
+    pub async fn load_or_create(
+        store: &Store,
+        sealer: &Sealer,
+        now: i64,
+    ) -> Result<Self, KeyError> {
+        let mut rows = store.signing_keys().all().await?;
+        for alg in ["RS256", "ES256", "EdDSA"] {
+            if !rows.iter().any(|r| r.alg == alg && r.retired_at.is_none()) {
+                let row = new_key_row(alg, sealer, now)?;
+                store.signing_keys().insert(row.clone()).await?;
+                tracing::info!(kid = %row.kid, alg, "generated a new signing key");
+                rows.push(row);
+            }
+        }
+
+        let mut keys = Vec::new();
+        for row in rows {
+            let Some(alg) = alg_name(&row.alg) else {
+                continue;
+            };
+            let der = sealer
+                .open(SEAL_PURPOSE, &row.private_sealed)
+                .map_err(|_| KeyError::Unseal {
+                    kid: row.kid.clone(),
+                })?;
+            let jwk = Jwk::from_bytes(row.public_jwk.as_bytes())?;
+            let (signer, verifier) = signer_and_verifier(alg, &der, &jwk)?;
+            keys.push(LoadedKey {
+                kid: row.kid,
+                alg,
+                signer,
+                verifier,
+                public_jwk: jwk,
+                active_from: row.active_from,
+            });
+        }
+        keys.sort_by_key(|k| (alg_rank(k.alg), k.active_from));
+        Ok(Self { keys })
+    }
+
+    /// The published keys (RFC 7517 JWK Set), each with `kid`, `use`, `alg`.
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = self
+            .keys
+            .iter()
+            .map(|k| Value::Object(k.public_jwk.as_ref().clone()))
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// The algorithms we can sign with.
+    pub fn algorithms(&self) -> Vec<&'static str> {
+        let mut algs: Vec<_> = self.keys.iter().map(|k| k.alg).collect();
+        algs.dedup();
+        algs
+    }
+
+    fn signing_key(&self, alg: &str, now: i64) -> Result<&LoadedKey, KeyError> {
+        self.keys
+            .iter()
+            .filter(|k| k.alg == alg && k.active_from <= now)
+            .max_by_key(|k| k.active_from)
+            .ok_or_else(|| KeyError::NoKey(alg.to_owned()))
+    }
+
+    /// Signs `claims` as a JWT with header `typ` using the newest active key
+    /// for `alg`.
+    pub fn sign(
+        &self,
+        alg: &str,
+        typ: &str,
+        claims: Map<String, Value>,
+        now: i64,
+    ) -> Result<String, KeyError> {
+        let key = self.signing_key(alg, now)?;
+        let mut header = JwsHeader::new();
+        header.set_token_type(typ);
+        header.set_key_id(&key.kid);
+        let payload = JwtPayload::from_map(claims)?;
+        Ok(jwt::encode_with_signer(
+            &payload,
+            &header,
+            key.signer.as_ref(),
+        )?)
+    }
+
+    /// Verifies a JWT signed by one of our keys and returns its header type and
+    /// claims. Time and audience are the caller's to check.
+    pub fn verify(&self, token: &str) -> Result<(Option<String>, Map<String, Value>), VerifyError> {
+        let (payload, header) = jwt::decode_with_verifier_selector(token, |header: &JwsHeader| {
+            let key = self.keys.iter().find(|k| {
+                Some(k.kid.as_str()) == header.key_id() && Some(k.alg) == header.algorithm()
+            });
+            Ok(key.map(|k| k.verifier.as_ref()))
+        })
+        .map_err(|_| VerifyError::Invalid)?;
+        let typ = header.token_type().map(str::to_owned);
+        Ok((typ, payload.claims_set().clone()))
+    }
+}
+
+fn new_key_row(alg: &'static str, sealer: &Sealer, now: i64) -> Result<SigningKeyRow, KeyError> {
+    let (der, mut jwk) = generate(alg)?;
+    let kid = random_token(12)?.expose().to_owned();
+    jwk.set_key_id(&kid);
+    jwk.set_key_use("sig");
+    jwk.set_algorithm(alg);
+    Ok(SigningKeyRow {
+        kid,
+        alg: alg.to_owned(),
+        private_sealed: sealer.seal(SEAL_PURPOSE, &der)?,
+        public_jwk: jwk.to_string(),
+        created_at: now,
+        active_from: now,
+        retired_at: None,
+    })
+}
+
+/// The left half of the hash of `value`, base64url: `at_hash` (OIDC Core
+/// 3.1.3.6). The hash is the one of the signing algorithm: SHA-256 for RS256
+/// and ES256, SHA-512 for EdDSA with Ed25519.
+pub fn half_hash(alg: &str, value: &str) -> String {
+    let digest: Vec<u8> = if alg == "EdDSA" {
+        zapini_core::crypto::sha512(value.as_bytes()).to_vec()
+    } else {
+        zapini_core::crypto::sha256(value.as_bytes()).to_vec()
+    };
+    b64url(&digest[..digest.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn ring() -> (Store, Sealer, KeyRing) {
+        let store = Store::connect("sqlite::memory:", 1).await.unwrap();
+        store.migrate().await.unwrap();
+        let sealer = Sealer::from_master_secret(&zapini_core::Secret::new("test master secret"));
+        let ring = KeyRing::load_or_create(&store, &sealer, 1_000)
+            .await
+            .unwrap();
+        (store, sealer, ring)
+    }
+
+    #[tokio::test]
+    async fn keys_are_created_once_and_reloaded() {
+        let (store, sealer, ring) = ring().await;
+        assert_eq!(ring.algorithms(), ["RS256", "ES256", "EdDSA"]);
+        let again = KeyRing::load_or_create(&store, &sealer, 2_000)
+            .await
+            .unwrap();
+        assert_eq!(ring.jwks(), again.jwks());
+    }
+
+    #[tokio::test]
+    async fn another_master_secret_cannot_load_the_keys() {
+        let (store, _, _) = ring().await;
+        let other = Sealer::from_master_secret(&zapini_core::Secret::new("another"));
+        let err = KeyRing::load_or_create(&store, &other, 2_000)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, KeyError::Unseal { .. }));
+    }
+
+    #[tokio::test]
+    async fn jwks_publishes_kid_use_alg_and_no_private_parts() {
+        let (_, _, ring) = ring().await;
+        let jwks = ring.jwks();
+        for key in jwks["keys"].as_array().unwrap() {
+            assert!(key["kid"].is_string() && key["alg"].is_string());
+            assert_eq!(key["use"], "sig");
+            assert!(key.get("d").is_none() && key.get("p").is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn signed_tokens_verify_and_tampered_ones_do_not() {
+        let (_, _, ring) = ring().await;
+        for alg in ["RS256", "ES256", "EdDSA"] {
+            let mut claims = Map::new();
+            claims.insert("sub".into(), "u1".into());
+            let token = ring.sign(alg, "JWT", claims, 1_000).unwrap();
+            let (typ, got) = ring.verify(&token).unwrap();
+            assert_eq!(typ.as_deref(), Some("JWT"));
+            assert_eq!(got["sub"], "u1");
+
+            let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+            parts[1] = b64url(br#"{"sub":"admin"}"#);
+            assert!(ring.verify(&parts.join(".")).is_err(), "{alg}");
+        }
+    }
+
+    #[test]
+    fn at_hash_is_the_left_half_of_sha256() {
+        // OIDC Core A.3 example: access token and its at_hash.
+        let token = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+        assert_eq!(half_hash("RS256", token), "77QmUPtjPfzWtF2AnpK9RQ");
+    }
+}

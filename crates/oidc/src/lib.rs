@@ -1,0 +1,83 @@
+//! The OpenID Connect authorization server of Zapini ID.
+//!
+//! Protocol endpoints (discovery, JWKS, authorize, token, userinfo), the
+//! client registry loaded from files, and signing keys. People-facing pages
+//! live in the `login` crate; this crate only sends browsers there and takes
+//! them back at `/authorize/continue`.
+
+pub mod authorize;
+pub mod clients;
+pub mod discovery;
+pub mod error;
+pub mod jwks;
+pub mod keys;
+pub mod token;
+mod tokens;
+pub mod userinfo;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use zapini_core::Clock;
+use zapini_core::flow::ErrorPages;
+use zapini_store::Store;
+
+pub use clients::{Client, ClientRegistry};
+pub use keys::KeyRing;
+
+/// Lifetimes of what the server issues, in seconds.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// Authorization codes; RFC 6749 4.1.2 recommends at most ten minutes,
+    /// the product allows at most 60 seconds.
+    pub code_ttl: i64,
+    pub access_token_ttl: i64,
+    pub id_token_ttl: i64,
+    /// How long a pending authorization waits for the user to sign in.
+    pub pending_ttl: i64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            code_ttl: 60,
+            access_token_ttl: 600,
+            id_token_ttl: 600,
+            pending_ttl: 1800,
+        }
+    }
+}
+
+/// What the protocol endpoints share.
+#[derive(Clone)]
+pub struct OidcState {
+    /// The issuer identifier, without a trailing slash.
+    pub issuer: String,
+    pub store: Store,
+    pub clients: Arc<ClientRegistry>,
+    pub keys: Arc<KeyRing>,
+    pub clock: Arc<dyn Clock>,
+    pub pages: Arc<dyn ErrorPages>,
+    pub tokens: TokenSettings,
+    /// Whether cookies get the `Secure` attribute and `__Host-` prefix.
+    pub secure_cookies: bool,
+}
+
+impl OidcState {
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+/// The protocol routes.
+pub fn router(state: OidcState) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::handler))
+        .route("/jwks", get(jwks::handler))
+        .route("/authorize", get(authorize::get).post(authorize::post))
+        .route("/authorize/continue", get(authorize::resume))
+        .route("/token", axum::routing::post(token::handler))
+        .route("/userinfo", get(userinfo::get).post(userinfo::post))
+        .with_state(state)
+}

@@ -1,0 +1,29 @@
+use sea_orm::DbErr;
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a statement, or cannot be reached.
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    /// A row that must be unique already exists (for example, the e-mail).
+    #[error("already exists")]
+    Conflict,
+    /// The system's random source failed.
+    #[error("random source: {0}")]
+    Random(String),
+    /// A stored value could not be decoded; the row is left untouched.
+    #[error("stored value is not readable: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+impl StoreError {
+    pub(crate) fn from_insert(err: DbErr) -> Self {
+        let text = err.to_string().to_lowercase();
+        if text.contains("unique") || text.contains("duplicate") {
+            StoreError::Conflict
+        } else {
+            StoreError::Db(err)
+        }
+    }
+}

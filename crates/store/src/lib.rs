@@ -1,0 +1,77 @@
+//! Persistence for Zapini ID: durable rows through sea-orm (SQLite by default,
+//! PostgreSQL when scaled out) and the ephemeral store for short-lived state.
+//!
+//! Repositories speak in `zapini-core` types; no HTTP and no protocol rules
+//! live here, only what is stored and how it is read back atomically.
+
+mod entity;
+mod ephemeral;
+mod error;
+mod keys;
+mod sessions;
+mod users;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use zapini_migrations::{Migrator, MigratorTrait};
+
+pub use ephemeral::Ephemeral;
+pub use error::StoreError;
+pub use keys::{SigningKeyRow, SigningKeys};
+pub use sessions::Sessions;
+pub use users::{NewUser, UserWithPassword, Users};
+
+/// Handle to everything stored; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+    ephemeral: Ephemeral,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) with a pool of at
+    /// most `pool_size` connections. SQLite files are created if missing.
+    pub async fn connect(url: &str, pool_size: u32) -> Result<Self, StoreError> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(pool_size.max(1))
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        let db = Database::connect(options).await?;
+        let ephemeral = Ephemeral::sql(db.clone());
+        Ok(Self { db, ephemeral })
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    pub fn users(&self) -> Users<'_> {
+        Users::new(&self.db)
+    }
+
+    pub fn signing_keys(&self) -> SigningKeys<'_> {
+        SigningKeys::new(&self.db)
+    }
+
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions::new(&self.ephemeral)
+    }
+
+    pub fn ephemeral(&self) -> &Ephemeral {
+        &self.ephemeral
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+}

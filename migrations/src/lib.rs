@@ -1,0 +1,22 @@
+//! The database schema of Zapini ID as sea-orm migrations.
+//!
+//! One migration per file, named after the file; the same migrations run on
+//! SQLite and PostgreSQL. They are applied at start-up and by `zapini-id migrate`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261204_000001_users;
+mod m20261204_000002_signing_keys;
+mod m20261204_000003_ephemeral;
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261204_000001_users::Migration),
+            Box::new(m20261204_000002_signing_keys::Migration),
+            Box::new(m20261204_000003_ephemeral::Migration),
+        ]
+    }
+}
