@@ -85,10 +85,10 @@ async fn authorize(state: &OidcState, headers: &HeaderMap, params: &Params) -> R
 
     // OIDC Core 3.1.2.1 max_age: an older authentication must be repeated.
     let mut pending = pending;
-    if let (Some(max_age), Some(s)) = (max_age(params), &session) {
-        if now - s.auth.time > max_age {
-            pending.force_fresh = true;
-        }
+    if let (Some(max_age), Some(s)) = (max_age(params), &session)
+        && now - s.auth.time > max_age
+    {
+        pending.force_fresh = true;
     }
 
     if let Some(session) = session.filter(|s| s.satisfies(&pending)) {

@@ -91,11 +91,13 @@ fn generate(alg: &'static str) -> Result<(Vec<u8>, Jwk), KeyError> {
     })
 }
 
+type SignerPair = (Box<dyn JwsSigner>, Box<dyn JwsVerifier>);
+
 fn signer_and_verifier(
     alg: &str,
     der: &[u8],
     jwk: &Jwk,
-) -> Result<(Box<dyn JwsSigner>, Box<dyn JwsVerifier>), KeyError> {
+) -> Result<SignerPair, KeyError> {
     Ok(match alg {
         "RS256" => (
             Box::new(RS256.signer_from_der(der)?),

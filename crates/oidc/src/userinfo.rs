@@ -84,16 +84,16 @@ async fn answer(state: &OidcState, token: &str) -> Response {
     // OIDC Core 5.4: claims by scope.
     let mut claims = Map::new();
     claims.insert("sub".into(), Value::from(user.id.clone()));
-    if access.scope.iter().any(|s| s == "profile") {
-        if let Some(name) = &user.name {
-            claims.insert("name".into(), Value::from(name.clone()));
-        }
+    if access.scope.iter().any(|s| s == "profile")
+        && let Some(name) = &user.name
+    {
+        claims.insert("name".into(), Value::from(name.clone()));
     }
     if access.scope.iter().any(|s| s == "email") {
         claims.insert("email".into(), Value::from(user.email.clone()));
         claims.insert("email_verified".into(), Value::from(user.email_verified));
     }
-    let _ = access.client_id;
+    tracing::debug!(client_id = %access.client_id, "userinfo answered");
     (no_store(), Json(Value::Object(claims))).into_response()
 }
 

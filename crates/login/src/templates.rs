@@ -1,0 +1,204 @@
+//! Page templates: minijinja sources embedded in the binary, each of which an
+//! operator may override with a file of the same name in a folder.
+//!
+//! Every text goes through `t("key")`, so adding a language touches no
+//! template.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::Path as UrlPath;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::value::Value;
+use minijinja::{Environment, Error, State};
+use serde::Serialize;
+use zapini_core::flow::ErrorPages;
+
+use crate::i18n::Catalog;
+
+const PAGES: &[(&str, &str)] = &[
+    (
+        "base.html",
+        include_str!("../../../templates/pages/base.html"),
+    ),
+    (
+        "signin.html",
+        include_str!("../../../templates/pages/signin.html"),
+    ),
+    (
+        "account.html",
+        include_str!("../../../templates/pages/account.html"),
+    ),
+    (
+        "error.html",
+        include_str!("../../../templates/pages/error.html"),
+    ),
+];
+
+const STYLESHEET: &str = include_str!("../../../templates/static/app.css");
+
+/// The template environment and the message catalogue.
+pub struct Templates {
+    env: Environment<'static>,
+    catalog: Arc<Catalog>,
+    /// Shown in the page header and title.
+    pub product_name: String,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates")
+            .field("product_name", &self.product_name)
+            .finish()
+    }
+}
+
+/// A template that does not parse, or a locale file that does not load.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template {name}: {source}")]
+    Syntax { name: String, source: Error },
+    #[error(transparent)]
+    Locale(#[from] crate::i18n::LocaleError),
+    #[error("template override {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl Templates {
+    /// Loads the embedded templates, replacing each by the file of the same
+    /// name in `override_dir` where one exists.
+    pub fn new(override_dir: Option<&Path>, product_name: &str) -> Result<Self, TemplateError> {
+        let catalog = Arc::new(Catalog::embedded()?);
+        let mut env = Environment::new();
+        for (name, source) in PAGES {
+            let source = match override_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+                Some(path) => {
+                    std::fs::read_to_string(&path).map_err(|source| TemplateError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    })?
+                }
+                None => source.to_string(),
+            };
+            env.add_template_owned(name.to_string(), source)
+                .map_err(|source| TemplateError::Syntax {
+                    name: name.to_string(),
+                    source,
+                })?;
+        }
+
+        let for_t = catalog.clone();
+        env.add_function(
+            "t",
+            move |state: &State, key: &str, vars: Option<Value>| -> Result<String, Error> {
+                let lang = state
+                    .lookup("lang")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                let mut text = for_t.text(&lang, key).to_owned();
+                if let Some(vars) = vars {
+                    for name in vars.try_iter()? {
+                        let value = vars.get_item(&name)?;
+                        text = text.replace(&format!("{{{name}}}"), &value.to_string());
+                    }
+                }
+                Ok(text)
+            },
+        );
+        Ok(Self {
+            env,
+            catalog,
+            product_name: product_name.to_owned(),
+        })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Renders `name` in `lang` with `context`; `lang` and the product name
+    /// are added to the context.
+    pub fn render<S: Serialize>(
+        &self,
+        name: &str,
+        lang: &str,
+        context: S,
+    ) -> Result<String, Error> {
+        let template = self.env.get_template(name)?;
+        let ctx = minijinja::context! {
+            lang => lang,
+            product_name => self.product_name.clone(),
+            ..Value::from(minijinja::value::Serde(&context))
+        };
+        template.render(ctx)
+    }
+
+    /// Renders a page, or on failure a bare page that still tells the user
+    /// something went wrong (and logs the template error once).
+    pub fn page<S: Serialize>(&self, name: &str, lang: &str, context: S) -> String {
+        self.render(name, lang, context).unwrap_or_else(|err| {
+            tracing::error!(template = name, error = %err, "template failed to render");
+            "<!doctype html><title>Error</title><p>Something went wrong. Please try again.</p>"
+                .into()
+        })
+    }
+}
+
+impl ErrorPages for Templates {
+    fn error_page(&self, locales: &[String], message_key: &str, request_id: &str) -> String {
+        let preferred: Vec<&str> = locales.iter().map(String::as_str).collect();
+        let lang = self.catalog.negotiate(&preferred, None);
+        self.page(
+            "error.html",
+            &lang,
+            minijinja::context! { message_key => message_key, request_id => request_id },
+        )
+    }
+}
+
+/// `/static/{file}`: the embedded stylesheet.
+pub async fn asset(UrlPath(file): UrlPath<String>) -> Response {
+    match file.as_str() {
+        "app.css" => {
+            let mut response = STYLESHEET.into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            );
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            );
+            response
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_page_renders() {
+        let t = Templates::new(None, "Zapini ID").unwrap();
+        for (name, _) in PAGES {
+            let html = t.render(name, "en", minijinja::context! {}).unwrap();
+            assert!(!html.contains("signin."), "{name} shows a raw key");
+        }
+    }
+
+    #[test]
+    fn error_page_shows_message_and_request_id() {
+        let t = Templates::new(None, "Zapini ID").unwrap();
+        let html = t.error_page(&[], "error.client_unknown", "req-123");
+        assert!(html.contains("req-123"));
+        assert!(html.contains("lang=\"en\""));
+        assert!(!html.contains("error.client_unknown"));
+    }
+}

@@ -1,0 +1,282 @@
+//! The server's settings: a TOML file, then `ZAPINI_ID_*` environment
+//! variables on top (`ZAPINI_ID_LISTEN` for `listen`,
+//! `ZAPINI_ID_TOKENS__ACCESS_TOKEN_TTL` for `[tokens] access_token_ttl`).
+//!
+//! Relative paths are relative to the working directory. Unknown keys, in
+//! the file or the environment, are errors.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// Environment variables that start with the prefix but are not settings.
+const NOT_SETTINGS: &[&str] = &["ZAPINI_ID_SECRET", "ZAPINI_ID_CONFIG"];
+
+const PREFIX: &str = "ZAPINI_ID_";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The issuer identifier: the public URL of this server, no trailing slash.
+    pub issuer: String,
+    /// Address to listen on.
+    pub listen: String,
+    /// `sqlite://…` (the embedded default) or `postgres://…`.
+    pub database_url: String,
+    pub database_pool_size: u32,
+    /// Where the master secret lives when `ZAPINI_ID_SECRET` is not set.
+    pub secret_file: PathBuf,
+    /// Folder of client files, one TOML file per client.
+    pub clients_dir: PathBuf,
+    /// Folder whose templates replace the embedded ones of the same name.
+    pub templates_dir: Option<PathBuf>,
+    /// Name shown on the hosted pages.
+    pub product_name: String,
+    /// `text` (default) or `json`.
+    pub log_format: String,
+    pub tokens: Tokens,
+    pub session: Session,
+    pub password: Password,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tokens {
+    /// Authorization code lifetime in seconds, at most 60.
+    pub code_ttl: i64,
+    pub access_token_ttl: i64,
+    pub id_token_ttl: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Session {
+    /// SSO session lifetime in seconds.
+    pub ttl: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Password {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            issuer: "http://localhost:8080".into(),
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://data/zapini-id.db?mode=rwc".into(),
+            database_pool_size: 8,
+            secret_file: "data/secret.key".into(),
+            clients_dir: "config/clients".into(),
+            templates_dir: None,
+            product_name: "Zapini ID".into(),
+            log_format: "text".into(),
+            tokens: Tokens::default(),
+            session: Session::default(),
+            password: Password::default(),
+        }
+    }
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Self {
+            code_ttl: 60,
+            access_token_ttl: 600,
+            id_token_ttl: 600,
+        }
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self { ttl: 12 * 3600 }
+    }
+}
+
+impl Default for Password {
+    fn default() -> Self {
+        let min = zapini_login::PasswordPolicy::MINIMUM;
+        Self {
+            memory_kib: min.memory_kib,
+            iterations: min.iterations,
+            parallelism: min.parallelism,
+        }
+    }
+}
+
+/// Turns an environment value into TOML: numbers, booleans and quoted or
+/// bracketed values as TOML reads them, anything else as a string.
+fn env_value(raw: &str) -> toml::Value {
+    let parsed = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"));
+    match parsed {
+        Some(v @ (toml::Value::Integer(_) | toml::Value::Boolean(_) | toml::Value::Array(_))) => v,
+        Some(v @ toml::Value::String(_)) if raw.starts_with('"') => v,
+        _ => toml::Value::String(raw.to_owned()),
+    }
+}
+
+/// Applies `ZAPINI_ID_*` variables to the parsed file.
+fn apply_env(
+    table: &mut toml::Table,
+    vars: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    for (name, raw) in vars {
+        let Some(key) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        if NOT_SETTINGS.contains(&name.as_str()) {
+            continue;
+        }
+        let path: Vec<String> = key.split("__").map(str::to_lowercase).collect();
+        let (last, sections) = path.split_last().context("empty variable name")?;
+        let mut target = &mut *table;
+        for section in sections {
+            let entry = target
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            target = entry
+                .as_table_mut()
+                .with_context(|| format!("{name}: {section} is not a section"))?;
+        }
+        target.insert(last.clone(), env_value(&raw));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Reads `path` (a missing default file means built-in defaults), then
+    /// the environment, then checks the result.
+    pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        Self::from_parts(&text, std::env::vars(), &path.display().to_string())
+    }
+
+    pub fn from_parts(
+        text: &str,
+        vars: impl Iterator<Item = (String, String)>,
+        origin: &str,
+    ) -> anyhow::Result<Self> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.message()))?;
+        apply_env(&mut table, vars)?;
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    anyhow::anyhow!("{origin} (with ZAPINI_ID_* overrides): {}", e.message())
+                })?;
+        config.check().with_context(|| origin.to_owned())?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let issuer = &self.issuer;
+        // OIDC Discovery 3 / OIDC Core 2: https, no query or fragment; http
+        // only for localhost development.
+        let local =
+            issuer.starts_with("http://localhost") || issuer.starts_with("http://127.0.0.1");
+        if !(issuer.starts_with("https://") || local) {
+            bail!("issuer: must be an https URL (http only for localhost), got {issuer:?}");
+        }
+        if issuer.ends_with('/') || issuer.contains(['?', '#']) {
+            bail!("issuer: no trailing slash, query or fragment, got {issuer:?}");
+        }
+        if !(1..=60).contains(&self.tokens.code_ttl) {
+            bail!("tokens.code_ttl: must be 1 to 60 seconds");
+        }
+        if self.tokens.access_token_ttl < 60 || self.tokens.id_token_ttl < 60 {
+            bail!("tokens: token lifetimes must be at least 60 seconds");
+        }
+        if self.session.ttl < 300 {
+            bail!("session.ttl: must be at least 300 seconds");
+        }
+        let policy = self.password_policy();
+        if !policy.is_strong_enough() {
+            bail!(
+                "password: below the OWASP minimum (memory_kib >= 19456, iterations >= 2, parallelism >= 1)"
+            );
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            bail!("log_format: must be \"text\" or \"json\"");
+        }
+        Ok(())
+    }
+
+    pub fn password_policy(&self) -> zapini_login::PasswordPolicy {
+        zapini_login::PasswordPolicy {
+            memory_kib: self.password.memory_kib,
+            iterations: self.password.iterations,
+            parallelism: self.password.parallelism,
+        }
+    }
+
+    pub fn is_embedded_database(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn environment_overrides_the_file_for_every_key() {
+        let file = "listen = \"127.0.0.1:1\"\n[tokens]\naccess_token_ttl = 300\n";
+        let config = Config::from_parts(
+            file,
+            vars(&[
+                ("ZAPINI_ID_LISTEN", "0.0.0.0:9000"),
+                ("ZAPINI_ID_TOKENS__ACCESS_TOKEN_TTL", "900"),
+                ("ZAPINI_ID_ISSUER", "https://id.example.com"),
+                ("ZAPINI_ID_SECRET", "not a setting"),
+                ("OTHER", "x"),
+            ]),
+            "test",
+        )
+        .unwrap();
+        assert_eq!(config.listen, "0.0.0.0:9000");
+        assert_eq!(config.tokens.access_token_ttl, 900);
+        assert_eq!(config.issuer, "https://id.example.com");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::from_parts("listn = \"x\"", vars(&[]), "f.toml").unwrap_err();
+        assert!(format!("{err:#}").contains("listn"), "{err:#}");
+        let err = Config::from_parts("", vars(&[("ZAPINI_ID_LISTN", "x")]), "f.toml").unwrap_err();
+        assert!(format!("{err:#}").contains("listn"), "{err:#}");
+    }
+
+    #[test]
+    fn weak_settings_are_refused() {
+        for bad in [
+            "issuer = \"http://id.example.com\"",
+            "issuer = \"https://id.example.com/\"",
+            "[tokens]\ncode_ttl = 600",
+            "[password]\nmemory_kib = 1024",
+        ] {
+            assert!(Config::from_parts(bad, vars(&[]), "f").is_err(), "{bad}");
+        }
+    }
+}

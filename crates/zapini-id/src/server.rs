@@ -1,0 +1,263 @@
+//! Start-up and the HTTP server: load everything, check everything, then
+//! listen until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use zapini_core::crypto::Sealer;
+use zapini_core::{Clock, SystemClock};
+use zapini_login::{LoginState, PasswordHasher, Templates};
+use zapini_oidc::{ClientRegistry, KeyRing, OidcState, TokenSettings};
+use zapini_store::Store;
+
+use crate::config::Config;
+
+/// Largest request body accepted; sign-in forms and token requests are tiny.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// `frame-ancestors 'none'` stops click-jacking of the sign-in page. There is
+/// no `form-action`: browsers apply it to the redirect that follows a form
+/// submission, which here leads to the relying party's origin.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+                   script-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+pub fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Creates the folder of a SQLite database file if it is missing.
+fn prepare_sqlite(url: &str) -> anyhow::Result<()> {
+    let Some(rest) = url.strip_prefix("sqlite://") else {
+        return Ok(());
+    };
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') {
+        return Ok(());
+    }
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Connects to the database and applies migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    prepare_sqlite(&config.database_url)?;
+    let store = Store::connect(&config.database_url, config.database_pool_size)
+        .await
+        .context("connecting to the database")?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+pub fn load_clients(config: &Config) -> anyhow::Result<ClientRegistry> {
+    ClientRegistry::load_dir(&config.clients_dir, &|name| std::env::var(name).ok())
+        .map_err(|errors| anyhow::anyhow!("invalid client configuration:\n{errors}"))
+}
+
+pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = Config::load(config_path, explicit)?;
+    init_tracing(&config.log_format);
+
+    let clients = load_clients(&config)?;
+    let master = crate::secret::load(&config)?;
+    let store = open_store(&config).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let keys =
+        KeyRing::load_or_create(&store, &Sealer::from_master_secret(&master), clock.now()).await?;
+
+    let templates = Arc::new(Templates::new(
+        config.templates_dir.as_deref(),
+        &config.product_name,
+    )?);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let hasher = PasswordHasher::new(config.password_policy(), cores)?;
+    let secure_cookies = config.issuer.starts_with("https://");
+
+    let oidc = OidcState {
+        issuer: config.issuer.clone(),
+        store: store.clone(),
+        clients: Arc::new(clients),
+        keys: Arc::new(keys),
+        clock: clock.clone(),
+        pages: templates.clone(),
+        tokens: TokenSettings {
+            code_ttl: config.tokens.code_ttl,
+            access_token_ttl: config.tokens.access_token_ttl,
+            id_token_ttl: config.tokens.id_token_ttl,
+            ..TokenSettings::default()
+        },
+        secure_cookies,
+    };
+    let login = LoginState {
+        store: store.clone(),
+        clock: clock.clone(),
+        templates: templates.clone(),
+        hasher,
+        secure_cookies,
+        session_ttl: config.session.ttl,
+    };
+    let client_count = oidc.clients.len();
+    let app = app(oidc, login, store.clone(), templates);
+
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        issuer = %config.issuer,
+        clients = client_count,
+        ready_ms = started.elapsed().as_millis() as u64,
+        "Zapini ID is ready"
+    );
+    if store.users().count().await? == 0 {
+        tracing::warn!(
+            "there are no users yet; create one with: \
+             zapini-id users add --email you@example.com --password-stdin"
+        );
+    }
+
+    tokio::spawn(purge_expired(store.clone(), clock));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("stopped");
+    store.close().await;
+    Ok(())
+}
+
+/// The whole application: protocol and login routes, health, and the
+/// middleware every response goes through.
+fn app(oidc: OidcState, login: LoginState, store: Store, templates: Arc<Templates>) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        // The route pattern, never the raw query: it holds codes and state.
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "-".into());
+        let id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info_span!("request", method = %req.method(), route, request_id = id)
+    });
+
+    let security = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ));
+
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz).with_state(store))
+        .merge(zapini_oidc::router(oidc))
+        .merge(zapini_login::router(login))
+        .fallback(move |headers: axum::http::HeaderMap| not_found(templates.clone(), headers))
+        .layer(security)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(trace)
+                .layer(PropagateRequestIdLayer::new(request_id)),
+        )
+}
+
+async fn readyz(State(store): State<Store>) -> Response {
+    if store.ping().await {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+    }
+}
+
+async fn not_found(templates: Arc<Templates>, headers: axum::http::HeaderMap) -> Response {
+    use zapini_core::flow::ErrorPages;
+    let id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let html = templates.error_page(&[], "error.not_found", id);
+    (StatusCode::NOT_FOUND, Html(html)).into_response()
+}
+
+/// Removes expired ephemeral state once a minute.
+async fn purge_expired(store: Store, clock: Arc<dyn Clock>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if let Err(err) = store.ephemeral().purge_expired(clock.now()).await {
+            tracing::warn!(error = %err, "purging expired state failed");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
