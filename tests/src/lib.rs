@@ -1,1 +1,269 @@
-//! placeholder
+//! Test harness: starts the real `zapini-id` binary on a free loopback port
+//! with a temporary database and client files, and drives it as a browser
+//! would (forms and cookies, no JavaScript) so that a real relying-party
+//! library can complete the protocol around it.
+
+pub mod browser;
+pub mod rp;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use browser::Browser;
+
+/// The password every test user gets unless a test says otherwise.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A client secret long enough for the server's rules.
+pub const SECRET: &str = "test-client-secret-0123456789-abcdefghij";
+
+/// Path of the server binary: `ZAPINI_ID_BIN`, else next to this test's
+/// own executable in the target folder (`cargo build` puts it there).
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("ZAPINI_ID_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target folder");
+    let bin = dir.join("zapini-id");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p zapini-id` first",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn temp_dir() -> PathBuf {
+    let unique = format!(
+        "zapini-id-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    );
+    let dir = std::env::temp_dir().join(unique);
+    std::fs::create_dir_all(dir.join("clients")).expect("temp dir");
+    dir
+}
+
+/// A client file to write before the server starts.
+#[derive(Debug, Clone)]
+pub struct ClientSpec {
+    pub id: String,
+    pub auth_method: &'static str,
+    pub redirect_uri: String,
+    pub alg: &'static str,
+}
+
+impl ClientSpec {
+    /// A confidential client using `client_secret_basic` and [`SECRET`].
+    pub fn confidential(id: &str) -> Self {
+        Self {
+            id: id.into(),
+            auth_method: "client_secret_basic",
+            redirect_uri: format!("https://{id}.example.com/callback"),
+            alg: "RS256",
+        }
+    }
+
+    pub fn with_auth(mut self, method: &'static str) -> Self {
+        self.auth_method = method;
+        self
+    }
+
+    pub fn with_alg(mut self, alg: &'static str) -> Self {
+        self.alg = alg;
+        self
+    }
+
+    fn toml(&self) -> String {
+        let secret = if self.auth_method == "none" {
+            String::new()
+        } else {
+            format!("client_secret_env = \"TEST_CLIENT_SECRET\"\n")
+        };
+        format!(
+            "client_id = \"{}\"\nname = \"App {}\"\nredirect_uris = [\"{}\"]\n\
+             token_endpoint_auth_method = \"{}\"\n{secret}\
+             id_token_signed_response_alg = \"{}\"\n",
+            self.id, self.id, self.redirect_uri, self.auth_method, self.alg
+        )
+    }
+}
+
+/// A running server; stopped (SIGKILL) and its files removed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Server {
+    /// Starts a server with these clients and extra config lines.
+    pub fn start(clients: &[ClientSpec], extra_config: &str) -> Self {
+        let dir = temp_dir();
+        for c in clients {
+            std::fs::write(dir.join("clients").join(format!("{}.toml", c.id)), c.toml())
+                .expect("client file");
+        }
+        let port = free_port();
+        let base = format!("http://localhost:{port}");
+        let config = dir.join("zapini-id.toml");
+        let text = format!(
+            "issuer = \"{base}\"\nlisten = \"127.0.0.1:{port}\"\n\
+             database_url = \"sqlite://{}/db.sqlite?mode=rwc\"\n\
+             secret_file = \"{}/secret.key\"\nclients_dir = \"{}/clients\"\n{extra_config}\n",
+            dir.display(),
+            dir.display(),
+            dir.display()
+        );
+        std::fs::write(&config, text).expect("config file");
+
+        let log = std::fs::File::create(dir.join("server.log")).expect("log file");
+        let child = Command::new(binary())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("TEST_CLIENT_SECRET", SECRET)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting zapini-id");
+        let server = Server {
+            child,
+            base,
+            dir,
+            config,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = self.base.trim_start_matches("http://localhost:");
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(format!("127.0.0.1:{addr}")).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("server did not start; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Runs a `zapini-id` subcommand against this server's configuration.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new(binary())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env("TEST_CLIENT_SECRET", SECRET)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running zapini-id");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("writing stdin");
+        child.wait_with_output().expect("zapini-id output")
+    }
+
+    /// Creates a user with [`PASSWORD`]; returns its id (`sub`).
+    pub fn add_user(&self, email: &str, name: &str) -> String {
+        let out = self.cli(
+            &[
+                "users",
+                "add",
+                "--email",
+                email,
+                "--name",
+                name,
+                "--password-stdin",
+                "--email-verified",
+            ],
+            &format!("{PASSWORD}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "users add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim()
+            .rsplit('(')
+            .next()
+            .and_then(|s| s.strip_suffix(')'))
+            .expect("user id in output")
+            .to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A `reqwest` client that does not follow redirects, for the relying party
+/// library and for raw protocol requests.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+/// The query parameters of a URL as pairs.
+pub fn query_pairs(url: &str) -> Vec<(String, String)> {
+    url::Url::parse(url)
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// The value of one query parameter.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    query_pairs(url)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// Decodes a JWT's payload without checking it (for claims a library's typed
+/// view does not expose, after the library has verified the token).
+pub fn jwt_payload(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).expect("JWT payload");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url payload");
+    serde_json::from_slice(&raw).expect("JSON payload")
+}

@@ -57,13 +57,16 @@ impl Acr {
 /// inherited from an earlier event (RFC 8176 section 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Authentication {
+    /// Random identifier of this event, so a request that demands a new
+    /// authentication can tell it from the one it refused.
+    pub id: String,
     pub methods: Vec<AuthMethod>,
     pub time: UnixTime,
 }
 
 impl Authentication {
-    pub fn new(methods: Vec<AuthMethod>, time: UnixTime) -> Self {
-        Self { methods, time }
+    pub fn new(id: String, methods: Vec<AuthMethod>, time: UnixTime) -> Self {
+        Self { id, methods, time }
     }
 
     fn has_passkey(&self) -> Option<bool> {
@@ -126,7 +129,7 @@ mod tests {
     use AuthMethod::*;
 
     fn event(methods: &[AuthMethod]) -> Authentication {
-        Authentication::new(methods.to_vec(), 0)
+        Authentication::new("e".into(), methods.to_vec(), 0)
     }
 
     #[test]

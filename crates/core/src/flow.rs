@@ -51,7 +51,7 @@ pub mod ns {
     pub const SESSION: &str = "session";
     pub const LOGIN: &str = "login";
     pub const CODE: &str = "code";
-    pub const SPENT_CODE: &str = "spent_code";
+    pub const REPLAYED_CODE: &str = "replayed_code";
     pub const GRANT: &str = "grant";
 }
 
@@ -69,9 +69,9 @@ pub struct PendingAuthorization {
     pub response_mode: ResponseMode,
     /// The least level the sign-in must reach.
     pub min_acr: Acr,
-    /// `prompt=login` or an exceeded `max_age`: only an authentication that
-    /// finished after `created_at` satisfies this request.
-    pub force_fresh: bool,
+    /// `prompt=login` or an exceeded `max_age` (OIDC Core 3.1.2.1): the id of
+    /// the authentication event this request refuses; any other satisfies it.
+    pub stale_auth: Option<String>,
     pub login_hint: Option<String>,
     pub ui_locales: Vec<String>,
     pub created_at: UnixTime,
@@ -102,7 +102,7 @@ impl SsoSession {
     /// Whether this session satisfies a pending request on its own.
     pub fn satisfies(&self, pending: &PendingAuthorization) -> bool {
         self.auth.acr() >= pending.min_acr
-            && (!pending.force_fresh || self.auth.time >= pending.created_at)
+            && pending.stale_auth.as_deref() != Some(self.auth.id.as_str())
     }
 }
 
@@ -143,7 +143,7 @@ mod tests {
     use super::*;
     use crate::auth::AuthMethod;
 
-    fn pending(min_acr: Acr, force_fresh: bool) -> PendingAuthorization {
+    fn pending(min_acr: Acr, stale_auth: Option<&str>) -> PendingAuthorization {
         PendingAuthorization {
             id: "p".into(),
             client_id: "c".into(),
@@ -155,18 +155,18 @@ mod tests {
             code_challenge: None,
             response_mode: ResponseMode::Query,
             min_acr,
-            force_fresh,
+            stale_auth: stale_auth.map(str::to_owned),
             login_hint: None,
             ui_locales: vec![],
             created_at: 1_000,
         }
     }
 
-    fn session(methods: Vec<AuthMethod>, time: UnixTime) -> SsoSession {
+    fn session(id: &str, methods: Vec<AuthMethod>, time: UnixTime) -> SsoSession {
         SsoSession {
             sid: "s".into(),
             user_id: "u".into(),
-            auth: Authentication::new(methods, time),
+            auth: Authentication::new(id.into(), methods, time),
             created_at: time,
             expires_at: time + 3600,
             user_agent: None,
@@ -184,16 +184,16 @@ mod tests {
 
     #[test]
     fn session_satisfies_only_at_or_above_the_level() {
-        let pwd = session(vec![AuthMethod::Password], 900);
-        assert!(pwd.satisfies(&pending(Acr::Pwd, false)));
-        assert!(!pwd.satisfies(&pending(Acr::Mfa, false)));
+        let pwd = session("a", vec![AuthMethod::Password], 900);
+        assert!(pwd.satisfies(&pending(Acr::Pwd, None)));
+        assert!(!pwd.satisfies(&pending(Acr::Mfa, None)));
     }
 
     #[test]
-    fn forced_fresh_login_needs_an_event_after_the_request() {
-        let old = session(vec![AuthMethod::Password], 900);
-        let fresh = session(vec![AuthMethod::Password], 1_001);
-        assert!(!old.satisfies(&pending(Acr::Pwd, true)));
-        assert!(fresh.satisfies(&pending(Acr::Pwd, true)));
+    fn forced_fresh_login_needs_another_event_even_in_the_same_second() {
+        let old = session("old", vec![AuthMethod::Password], 1_000);
+        let fresh = session("new", vec![AuthMethod::Password], 1_000);
+        assert!(!old.satisfies(&pending(Acr::Pwd, Some("old"))));
+        assert!(fresh.satisfies(&pending(Acr::Pwd, Some("old"))));
     }
 }

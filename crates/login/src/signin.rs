@@ -296,7 +296,15 @@ pub async fn submit(State(state): State<LoginState>, headers: HeaderMap, body: B
         Ok(None) => return expired(&state, &headers, tx.authz.as_deref(), now).await,
         Err(err) => return unavailable(&state, &headers, &err),
     }
-    let auth = Authentication::new(vec![AuthMethod::Password], now);
+    let Ok(event) = random_token(16) else {
+        return error_response(
+            &state,
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error.unavailable",
+        );
+    };
+    let auth = Authentication::new(event.expose().to_owned(), vec![AuthMethod::Password], now);
     start_session(&state, &headers, &user.id, auth, tx.authz.as_deref(), now).await
 }
 

@@ -83,12 +83,14 @@ async fn authorize(state: &OidcState, headers: &HeaderMap, params: &Params) -> R
         Err(err) => return unavailable_page(state, headers, &err),
     };
 
-    // OIDC Core 3.1.2.1 max_age: an older authentication must be repeated.
+    // OIDC Core 3.1.2.1: prompt=login, or an authentication older than
+    // max_age, must be repeated; the current event no longer counts.
     let mut pending = pending;
-    if let (Some(max_age), Some(s)) = (max_age(params), &session)
-        && now - s.auth.time > max_age
-    {
-        pending.force_fresh = true;
+    if let Some(s) = &session {
+        let too_old = max_age(params).is_some_and(|max| now - s.auth.time > max);
+        if too_old || prompt.iter().any(|p| p == "login") {
+            pending.stale_auth = Some(s.auth.id.clone());
+        }
     }
 
     if let Some(session) = session.filter(|s| s.satisfies(&pending)) {
@@ -229,7 +231,7 @@ fn validate(
         code_challenge,
         response_mode,
         min_acr: Acr::Pwd,
-        force_fresh: prompt.iter().any(|p| p == "login"),
+        stale_auth: None,
         login_hint: params
             .get("login_hint")
             .map(|h| h.chars().take(256).collect()),

@@ -93,11 +93,7 @@ fn generate(alg: &'static str) -> Result<(Vec<u8>, Jwk), KeyError> {
 
 type SignerPair = (Box<dyn JwsSigner>, Box<dyn JwsVerifier>);
 
-fn signer_and_verifier(
-    alg: &str,
-    der: &[u8],
-    jwk: &Jwk,
-) -> Result<SignerPair, KeyError> {
+fn signer_and_verifier(alg: &str, der: &[u8], jwk: &Jwk) -> Result<SignerPair, KeyError> {
     Ok(match alg {
         "RS256" => (
             Box::new(RS256.signer_from_der(der)?),

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
-use zapini_core::crypto::{b64url, ct_eq, random_token, sha256, token_hash};
+use zapini_core::crypto::{b64url, ct_eq, sha256, token_hash};
 use zapini_core::flow::{AuthorizationCode, Grant, ns};
 
 use crate::OidcState;
@@ -151,6 +151,8 @@ async fn authorization_code(
         .get("code")
         .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
     let code_key = token_hash(code);
+    // The grant's id is derived from the code, so that a replay finds it.
+    let grant_id = token_hash(&code_key);
     let eph = state.store.ephemeral();
 
     // Taking the code is atomic: of concurrent redemptions exactly one wins.
@@ -159,7 +161,7 @@ async fn authorization_code(
         .await
         .map_err(|_| OAuthError::unavailable())?;
     let Some(record) = taken else {
-        revoke_if_replayed(state, &code_key, now).await;
+        revoke_replayed(state, code, &code_key, &grant_id, now).await;
         return Err(OAuthError::invalid_grant(
             "the code is invalid, expired or already used",
         ));
@@ -190,23 +192,26 @@ async fn authorization_code(
         .filter(|u| !u.disabled)
         .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))?;
 
-    let grant_id = random_token(24).map_err(|_| OAuthError::unavailable())?;
-    let grant_id = grant_id.expose();
     let grant = Grant {
         client_id: client.client_id.clone(),
         user_id: user.id.clone(),
         scope: record.scope.clone(),
         expires_at: now + state.tokens.access_token_ttl,
     };
-    eph.put(ns::GRANT, grant_id, &grant, grant.expires_at)
+    eph.put(ns::GRANT, &grant_id, &grant, grant.expires_at)
         .await
         .map_err(|_| OAuthError::unavailable())?;
-    // Remember the spent code so a second redemption revokes this grant.
-    eph.put(ns::SPENT_CODE, &code_key, &grant_id, grant.expires_at)
-        .await
-        .map_err(|_| OAuthError::unavailable())?;
+    // A replay racing this redemption has left its mark by now, or will find
+    // the grant and delete it: either way nothing issued stays valid.
+    let replayed = eph.get::<bool>(ns::REPLAYED_CODE, &code_key, now).await;
+    if !matches!(replayed, Ok(None)) {
+        let _ = eph.delete(ns::GRANT, &grant_id).await;
+        return Err(OAuthError::invalid_grant(
+            "the code was used more than once",
+        ));
+    }
 
-    let minted = mint(state, client, &record, &user, grant_id, now).map_err(|err| {
+    let minted = mint(state, client, &record, &user, &grant_id, now).map_err(|err| {
         tracing::error!(error = %err, "signing failed");
         OAuthError::new("server_error", "tokens could not be signed")
     })?;
@@ -223,12 +228,23 @@ async fn authorization_code(
 }
 
 /// RFC 6749 4.1.2 and RFC 9700 4.2.4: a code presented again revokes the
-/// tokens issued from it.
-async fn revoke_if_replayed(state: &OidcState, code_key: &str, now: i64) {
+/// tokens issued from it. The mark comes first, and a redemption checks for
+/// it after storing its grant, so concurrent redemptions cannot slip between.
+async fn revoke_replayed(state: &OidcState, code: &str, code_key: &str, grant_id: &str, now: i64) {
+    // Only something shaped like one of our codes leaves a mark, so random
+    // guesses do not fill the store.
+    let shaped = code.len() == 43
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !shaped {
+        return;
+    }
     let eph = state.store.ephemeral();
-    if let Ok(Some(grant_id)) = eph.get::<String>(ns::SPENT_CODE, code_key, now).await {
-        let _ = eph.delete(ns::GRANT, &grant_id).await;
-        tracing::warn!("authorization code replayed; its tokens are revoked");
+    let until = now + state.tokens.access_token_ttl;
+    let _ = eph.put(ns::REPLAYED_CODE, code_key, &true, until).await;
+    if let Ok(true) = eph.delete(ns::GRANT, grant_id).await {
+        tracing::warn!("authorization code replayed; the tokens issued from it are revoked");
     }
 }
 
