@@ -91,7 +91,7 @@ impl ClientSpec {
         let secret = if self.auth_method == "none" {
             String::new()
         } else {
-            format!("client_secret_env = \"TEST_CLIENT_SECRET\"\n")
+            "client_secret_env = \"TEST_CLIENT_SECRET\"\n".to_owned()
         };
         format!(
             "client_id = \"{}\"\nname = \"App {}\"\nredirect_uris = [\"{}\"]\n\

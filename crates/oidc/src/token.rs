@@ -202,13 +202,13 @@ async fn authorization_code(
         .await
         .map_err(|_| OAuthError::unavailable())?;
     // A replay racing this redemption has left its mark by now, or will find
-    // the grant and delete it: either way nothing issued stays valid.
+    // the grant and delete it: either way the access token does not stay
+    // valid. This redemption still gets its answer, as it would have had it
+    // come a moment earlier: exactly one redemption succeeds.
     let replayed = eph.get::<bool>(ns::REPLAYED_CODE, &code_key, now).await;
     if !matches!(replayed, Ok(None)) {
         let _ = eph.delete(ns::GRANT, &grant_id).await;
-        return Err(OAuthError::invalid_grant(
-            "the code was used more than once",
-        ));
+        tracing::warn!("authorization code replayed during its redemption; tokens revoked");
     }
 
     let minted = mint(state, client, &record, &user, &grant_id, now).map_err(|err| {
