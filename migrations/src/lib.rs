@@ -8,6 +8,9 @@ pub use sea_orm_migration::prelude::*;
 mod m20261204_000001_users;
 mod m20261204_000002_signing_keys;
 mod m20261204_000003_ephemeral;
+mod m20261204_000004_totp;
+mod m20261204_000005_recovery_codes;
+mod m20261204_000006_audit_events;
 
 pub struct Migrator;
 
@@ -17,6 +20,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_users::Migration),
             Box::new(m20261204_000002_signing_keys::Migration),
             Box::new(m20261204_000003_ephemeral::Migration),
+            Box::new(m20261204_000004_totp::Migration),
+            Box::new(m20261204_000005_recovery_codes::Migration),
+            Box::new(m20261204_000006_audit_events::Migration),
         ]
     }
 }

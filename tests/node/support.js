@@ -111,6 +111,11 @@ export async function startServer({ clients = [], users = [] } = {}) {
       'iterations = 2',
       'parallelism = 1',
       '',
+      // These tests cover the password-only flow; two-factor sign-in has
+      // tests of its own.
+      '[login]',
+      'require_2fa = false',
+      '',
     ].join('\n'),
   )
 

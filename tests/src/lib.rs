@@ -111,8 +111,28 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server with these clients and extra config lines.
+    /// Starts a server with these clients and extra config lines, with the
+    /// two-factor policy relaxed so that a password alone signs in.
     pub fn start(clients: &[ClientSpec], extra_config: &str) -> Self {
+        Self::launch(
+            clients,
+            &format!("{extra_config}\n[login]\nrequire_2fa = false\n"),
+            &[],
+        )
+    }
+
+    /// Starts a server with the product's default policy (2FA required),
+    /// its clock starting at `clock_start` (a Unix time).
+    pub fn start_strict(clients: &[ClientSpec], extra_config: &str, clock_start: i64) -> Self {
+        let start = clock_start.to_string();
+        Self::launch(
+            clients,
+            extra_config,
+            &[("ZAPINI_ID_TEST_CLOCK_START", start.as_str())],
+        )
+    }
+
+    fn launch(clients: &[ClientSpec], extra_config: &str, env: &[(&str, &str)]) -> Self {
         let dir = temp_dir();
         for c in clients {
             std::fs::write(dir.join("clients").join(format!("{}.toml", c.id)), c.toml())
@@ -137,6 +157,7 @@ impl Server {
             .arg(&config)
             .env("TEST_CLIENT_SECRET", SECRET)
             .env("RUST_LOG", "info,sqlx=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

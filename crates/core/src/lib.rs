@@ -5,6 +5,7 @@
 //! about HTTP or SQL; the `oidc` and `login` crates talk to each other only
 //! through these types and the store.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod crypto;

@@ -6,16 +6,20 @@
 
 pub mod account;
 mod cookies;
+mod events;
 pub mod i18n;
 pub mod password;
+pub mod second_factor;
 pub mod signin;
 pub mod templates;
+mod throttle;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use zapini_core::Clock;
+use zapini_core::crypto::Sealer;
 use zapini_store::Store;
 
 pub use password::{PasswordHasher, PasswordPolicy};
@@ -32,14 +36,42 @@ pub struct LoginState {
     pub secure_cookies: bool,
     /// Lifetime of an SSO session, in seconds.
     pub session_ttl: i64,
+    /// Seals TOTP seeds and keys the hashes of recovery codes.
+    pub sealer: Sealer,
+    /// Whether every password sign-in needs a second factor (enrolling one
+    /// first if the user has none).
+    pub require_2fa: bool,
 }
 
 /// The login and account routes.
 pub fn router(state: LoginState) -> Router {
     Router::new()
         .route("/login", get(signin::show).post(signin::submit))
-        .route("/account", get(account::show))
-        .route("/logout", axum::routing::post(account::logout))
+        .route("/login/totp", post(signin::submit_code))
+        .route(
+            "/login/recovery",
+            get(signin::show_recovery).post(signin::submit_code),
+        )
+        .route("/login/enroll", post(signin::submit_enroll))
+        .route("/login/finish", post(signin::submit_finish))
+        .route("/account", get(account::home))
+        .route("/account/security", get(account::show))
+        .route("/account/security/totp/start", post(account::totp_start))
+        .route(
+            "/account/security/totp/confirm",
+            post(account::totp_confirm),
+        )
+        .route(
+            "/account/security/totp/disable",
+            post(account::totp_disable),
+        )
+        .route(
+            "/account/security/recovery/renew",
+            post(account::recovery_renew),
+        )
+        .route("/account/security/password", post(account::change_password))
+        .route("/account/security/sessions/end", post(account::end_session))
+        .route("/logout", post(account::logout))
         .route("/static/{file}", get(templates::asset))
         .with_state(state)
 }

@@ -1,29 +1,63 @@
-//! The sign-in page and its password step.
+//! The sign-in steps: password, then a TOTP code or a recovery code, or
+//! enrolment in TOTP where policy requires two factors and the user has none.
 //!
-//! A login transaction is created when the page is shown and bound to the
-//! browser by a cookie; the form carries the transaction id and a CSRF token.
-//! A submission from another browser, or with a stale token, is refused.
+//! A login transaction is a server-side state machine bound to the browser
+//! by a cookie; each form carries the transaction id and a CSRF token. A step
+//! can be taken only from the state before it, and nothing is issued until
+//! the last required step is done.
+
+use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use zapini_core::audit::EventKind;
 use zapini_core::crypto::{ct_eq, random_token, token_hash};
 use zapini_core::flow::{
     PendingAuthorization, SsoSession, login_cookie_name, ns, session_cookie_name,
 };
 use zapini_core::form::Params;
-use zapini_core::{AuthMethod, Authentication, Secret};
+use zapini_core::{Acr, AuthMethod, Authentication, Secret};
 
+use crate::events::{Origin, record};
 use crate::password::MAX_PASSWORD_BYTES;
-use crate::{LoginState, cookies};
+use crate::second_factor::{self as factor, SEED_PURPOSE};
+use crate::{LoginState, cookies, throttle};
 
 /// How long a sign-in page stays usable, in seconds.
 const LOGIN_TX_TTL: i64 = 30 * 60;
 
 /// How long the browser-binding cookie lives, in seconds.
 const BINDING_TTL: i64 = 24 * 3600;
+
+const CODES_PURPOSE: &str = "recovery-codes-shown-once";
+
+/// Where a login transaction stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+enum Step {
+    Password,
+    /// Password done; a TOTP or recovery code is due.
+    SecondFactor {
+        user_id: String,
+        email: String,
+    },
+    /// Password done; policy wants two factors and the user has none yet.
+    Enroll {
+        user_id: String,
+        email: String,
+        seed_sealed: String,
+    },
+    /// TOTP turned on; the new recovery codes are shown once, then done.
+    Codes {
+        user_id: String,
+        codes_sealed: String,
+        methods: Vec<AuthMethod>,
+    },
+}
 
 /// A login transaction: one attempt to sign in, in one browser.
 #[derive(Debug, Serialize, Deserialize)]
@@ -33,44 +67,35 @@ struct LoginTx {
     csrf: Secret,
     /// The pending authorization this sign-in serves, if any.
     authz: Option<String>,
-    /// Preferred languages from the authorization request.
+    /// Where to go afterwards when not serving an authorization.
+    return_to: Option<String>,
     ui_locales: Vec<String>,
     client_name: Option<String>,
+    login_hint: Option<String>,
+    require_2fa: bool,
+    step: Step,
 }
 
 #[derive(Deserialize)]
 pub struct ShowQuery {
     authz: Option<String>,
+    return_to: Option<String>,
+    tx: Option<String>,
+    reauth: Option<String>,
 }
 
-#[derive(Serialize)]
-struct SigninPage<'a> {
-    tx: &'a str,
-    csrf: &'a str,
-    client_name: Option<&'a str>,
-    username: Option<&'a str>,
-    error_key: Option<&'a str>,
-    notice_key: Option<&'a str>,
-}
-
-fn html_headers() -> HeaderMap {
+pub(crate) fn html_headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers
 }
 
-fn accept_language(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-}
-
-fn lang_for(state: &LoginState, headers: &HeaderMap, ui_locales: &[String]) -> String {
+pub(crate) fn lang_for(state: &LoginState, headers: &HeaderMap, ui_locales: &[String]) -> String {
     let preferred: Vec<&str> = ui_locales.iter().map(String::as_str).collect();
-    state
-        .templates
-        .catalog()
-        .negotiate(&preferred, accept_language(headers))
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    state.templates.catalog().negotiate(&preferred, accept)
 }
 
 pub(crate) fn error_response(
@@ -92,12 +117,16 @@ pub(crate) fn error_response(
     (status, html_headers(), Html(html)).into_response()
 }
 
-fn unavailable(state: &LoginState, headers: &HeaderMap, err: &dyn std::error::Error) -> Response {
+pub(crate) fn unavailable(
+    state: &LoginState,
+    headers: &HeaderMap,
+    err: &dyn std::error::Error,
+) -> Response {
     let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    tracing::error!(request_id, error = %err, "store unavailable");
+    tracing::error!(request_id, error = %err, "dependency failed");
     error_response(
         state,
         headers,
@@ -106,13 +135,29 @@ fn unavailable(state: &LoginState, headers: &HeaderMap, err: &dyn std::error::Er
     )
 }
 
-/// `GET /login`: the first sign-in page.
+/// Only pages of the account area may be returned to, so the parameter
+/// cannot be used as an open redirect.
+fn safe_return(path: Option<&str>) -> Option<String> {
+    path.filter(|p| {
+        p.starts_with("/account") && !p.contains("//") && !p.contains('\\') && p.len() < 200
+    })
+    .map(str::to_owned)
+}
+
+/// `GET /login`: the first sign-in page, or `?tx=` to show a transaction's
+/// current step again.
 pub async fn show(
     State(state): State<LoginState>,
     headers: HeaderMap,
     Query(q): Query<ShowQuery>,
 ) -> Response {
     let now = state.clock.now();
+    if let Some(tx_id) = q.tx.as_deref() {
+        return match load_bound(&state, &headers, tx_id, None, now).await {
+            Ok(tx) => render(&state, &headers, tx_id, &tx, None, None),
+            Err(response) => response,
+        };
+    }
     let pending = match q.authz.as_deref().filter(|id| id.len() <= 64) {
         Some(id) => match state
             .store
@@ -133,14 +178,24 @@ pub async fn show(
         },
         None => None,
     };
-    render_fresh(&state, &headers, pending.as_ref(), None, now).await
+    let notice = q.reauth.is_some().then_some("signin.reauth");
+    start(
+        &state,
+        &headers,
+        pending.as_ref(),
+        safe_return(q.return_to.as_deref()),
+        notice,
+        now,
+    )
+    .await
 }
 
-/// Creates a login transaction and renders the sign-in form for it.
-async fn render_fresh(
+/// Creates a login transaction at the password step and renders it.
+async fn start(
     state: &LoginState,
     headers: &HeaderMap,
     pending: Option<&PendingAuthorization>,
+    return_to: Option<String>,
     notice_key: Option<&str>,
     now: i64,
 ) -> Response {
@@ -178,140 +233,156 @@ async fn render_fresh(
         binding: token_hash(&binding),
         csrf,
         authz: pending.map(|p| p.id.clone()),
+        return_to,
         ui_locales: pending.map(|p| p.ui_locales.clone()).unwrap_or_default(),
         client_name: pending.map(|p| p.client_name.clone()),
+        login_hint: pending.and_then(|p| p.login_hint.clone()),
+        require_2fa: state.require_2fa || pending.is_some_and(|p| p.min_acr >= Acr::Mfa),
+        step: Step::Password,
     };
-    let stored = state
-        .store
-        .ephemeral()
-        .put(
-            ns::LOGIN,
-            &token_hash(tx_id.expose()),
-            &tx,
-            now + LOGIN_TX_TTL,
-        )
-        .await;
-    if let Err(err) = stored {
+    if let Err(err) = save(state, tx_id.expose(), &tx, now).await {
         return unavailable(state, headers, &err);
     }
-
-    let lang = lang_for(state, headers, &tx.ui_locales);
-    let page = SigninPage {
-        tx: tx_id.expose(),
-        csrf: tx.csrf.expose(),
-        client_name: tx.client_name.as_deref(),
-        username: pending.and_then(|p| p.login_hint.as_deref()),
-        error_key: None,
-        notice_key,
-    };
-    (out, Html(state.templates.page("signin.html", &lang, page))).into_response()
+    let mut response = render(state, headers, tx_id.expose(), &tx, None, notice_key);
+    response.headers_mut().extend(out);
+    response
 }
 
-/// `POST /login`: the password step.
-pub async fn submit(State(state): State<LoginState>, headers: HeaderMap, body: Bytes) -> Response {
-    let now = state.clock.now();
-    let form = Params::parse(&body);
-    if form.first_duplicate().is_some() {
-        return error_response(
-            &state,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "error.request_invalid",
-        );
-    }
-
-    let Some(tx_id) = form.get("tx").filter(|t| t.len() <= 64) else {
-        return error_response(
-            &state,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "error.request_invalid",
-        );
-    };
-    let tx_key = token_hash(tx_id);
-    let tx: LoginTx = match state.store.ephemeral().get(ns::LOGIN, &tx_key, now).await {
-        Ok(Some(tx)) => tx,
-        Ok(None) => return expired(&state, &headers, None, now).await,
-        Err(err) => return unavailable(&state, &headers, &err),
-    };
-    let binding =
-        cookies::read(&headers, login_cookie_name(state.secure_cookies)).unwrap_or_default();
-    let csrf = form.get("csrf").unwrap_or_default();
-    if !ct_eq(token_hash(&binding).as_bytes(), tx.binding.as_bytes())
-        || !ct_eq(csrf.as_bytes(), tx.csrf.expose().as_bytes())
-    {
-        tracing::info!("sign-in form refused: browser binding or CSRF token mismatch");
-        return expired(&state, &headers, tx.authz.as_deref(), now).await;
-    }
-
-    let username = form.get("username").unwrap_or_default().trim().to_owned();
-    let password = Secret::new(form.get("password").unwrap_or_default());
-    let lang = lang_for(&state, &headers, &tx.ui_locales);
-    let retry = |error_key: &'static str| {
-        let page = SigninPage {
-            tx: tx_id,
-            csrf: tx.csrf.expose(),
-            client_name: tx.client_name.as_deref(),
-            username: Some(username.as_str()).filter(|u| !u.is_empty()),
-            error_key: Some(error_key),
-            notice_key: None,
-        };
-        (
-            html_headers(),
-            Html(state.templates.page("signin.html", &lang, page)),
-        )
-            .into_response()
-    };
-    if username.is_empty() || password.is_empty() || username.len() > 254 {
-        return retry("signin.missing");
-    }
-    if password.expose().len() > MAX_PASSWORD_BYTES {
-        return retry("signin.invalid");
-    }
-
-    let found = match state.store.users().find_by_email(&username).await {
-        Ok(found) => found,
-        Err(err) => return unavailable(&state, &headers, &err),
-    };
-    // The hash is verified whether or not the user exists, so that an
-    // unknown address costs the same time and gets the same answer.
-    let hash = found.as_ref().and_then(|f| f.password_hash.as_ref());
-    let verified = state.hasher.verify(&password, hash).await;
-    let user = match found {
-        Some(f) if verified && !f.user.disabled => f.user,
-        _ => {
-            tracing::info!("password sign-in failed");
-            return retry("signin.invalid");
-        }
-    };
-
-    // The transaction is finished: take it so the form cannot be replayed.
-    match state
+async fn save(
+    state: &LoginState,
+    tx_id: &str,
+    tx: &LoginTx,
+    now: i64,
+) -> Result<(), zapini_store::StoreError> {
+    state
         .store
         .ephemeral()
-        .take::<LoginTx>(ns::LOGIN, &tx_key, now)
+        .put(ns::LOGIN, &token_hash(tx_id), tx, now + LOGIN_TX_TTL)
+        .await
+}
+
+/// Renders the page of the transaction's current step.
+fn render(
+    state: &LoginState,
+    headers: &HeaderMap,
+    tx_id: &str,
+    tx: &LoginTx,
+    error: Option<String>,
+    notice_key: Option<&str>,
+) -> Response {
+    let lang = lang_for(state, headers, &tx.ui_locales);
+    let base = minijinja::context! {
+        tx => tx_id,
+        csrf => tx.csrf.expose(),
+        client_name => tx.client_name.clone(),
+        error => error,
+        notice_key => notice_key,
+    };
+    let html = match &tx.step {
+        Step::Password => state.templates.page(
+            "signin.html",
+            &lang,
+            minijinja::context! { username => tx.login_hint.clone(), ..base },
+        ),
+        Step::SecondFactor { .. } => state.templates.page("signin_totp.html", &lang, base),
+        Step::Enroll {
+            email, seed_sealed, ..
+        } => {
+            let enrolment = state
+                .sealer
+                .open(SEED_PURPOSE, seed_sealed)
+                .ok()
+                .and_then(|seed| {
+                    factor::enrolment(&seed, &state.templates.product_name, email).ok()
+                });
+            let Some(e) = enrolment else {
+                return error_response(
+                    state,
+                    headers,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "error.unavailable",
+                );
+            };
+            state.templates.page(
+                "enroll_totp.html",
+                &lang,
+                minijinja::context! {
+                    action => "/login/enroll",
+                    secret_text => e.secret_text,
+                    otpauth_url => e.otpauth_url,
+                    qr_svg => minijinja::Value::from_safe_string(e.qr_svg),
+                    during_signin => true,
+                    ..base
+                },
+            )
+        }
+        Step::Codes { codes_sealed, .. } => {
+            let codes: Vec<String> = state
+                .sealer
+                .open(CODES_PURPOSE, codes_sealed)
+                .ok()
+                .and_then(|raw| serde_json::from_slice(&raw).ok())
+                .unwrap_or_default();
+            state.templates.page(
+                "recovery_codes.html",
+                &lang,
+                minijinja::context! { codes => codes, action => "/login/finish", ..base },
+            )
+        }
+    };
+    (html_headers(), Html(html)).into_response()
+}
+
+/// Loads a transaction and checks that this browser started it; with a form,
+/// also checks its CSRF token. Stale or foreign submissions get a fresh
+/// sign-in page saying the old one expired.
+async fn load_bound(
+    state: &LoginState,
+    headers: &HeaderMap,
+    tx_id: &str,
+    csrf: Option<&str>,
+    now: i64,
+) -> Result<LoginTx, Response> {
+    if tx_id.len() > 64 {
+        return Err(error_response(
+            state,
+            headers,
+            StatusCode::BAD_REQUEST,
+            "error.request_invalid",
+        ));
+    }
+    let tx: LoginTx = match state
+        .store
+        .ephemeral()
+        .get(ns::LOGIN, &token_hash(tx_id), now)
         .await
     {
-        Ok(Some(_)) => {}
-        Ok(None) => return expired(&state, &headers, tx.authz.as_deref(), now).await,
-        Err(err) => return unavailable(&state, &headers, &err),
-    }
-    let Ok(event) = random_token(16) else {
-        return error_response(
-            &state,
-            &headers,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "error.unavailable",
-        );
+        Ok(Some(tx)) => tx,
+        Ok(None) => return Err(expired(state, headers, None, None, now).await),
+        Err(err) => return Err(unavailable(state, headers, &err)),
     };
-    let auth = Authentication::new(event.expose().to_owned(), vec![AuthMethod::Password], now);
-    start_session(&state, &headers, &user.id, auth, tx.authz.as_deref(), now).await
+    let binding =
+        cookies::read(headers, login_cookie_name(state.secure_cookies)).unwrap_or_default();
+    let csrf_ok = csrf.is_none_or(|c| ct_eq(c.as_bytes(), tx.csrf.expose().as_bytes()));
+    if !ct_eq(token_hash(&binding).as_bytes(), tx.binding.as_bytes()) || !csrf_ok {
+        tracing::info!("sign-in form refused: browser binding or CSRF token mismatch");
+        return Err(expired(
+            state,
+            headers,
+            tx.authz.as_deref(),
+            tx.return_to.clone(),
+            now,
+        )
+        .await);
+    }
+    Ok(tx)
 }
 
 async fn expired(
     state: &LoginState,
     headers: &HeaderMap,
     authz: Option<&str>,
+    return_to: Option<String>,
     now: i64,
 ) -> Response {
     let pending = match authz {
@@ -332,14 +403,489 @@ async fn expired(
             "error.request_expired",
         );
     }
-    render_fresh(
+    start(
         state,
         headers,
         pending.as_ref(),
+        return_to,
         Some("signin.expired"),
         now,
     )
     .await
+}
+
+/// A parsed form of one of the steps, with its transaction.
+struct Submission {
+    form: Params,
+    tx_id: String,
+    tx: LoginTx,
+    origin: Origin,
+    now: i64,
+}
+
+async fn submission(
+    state: &LoginState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    body: &[u8],
+) -> Result<Submission, Response> {
+    let now = state.clock.now();
+    let form = Params::parse(body);
+    if form.first_duplicate().is_some() {
+        return Err(error_response(
+            state,
+            headers,
+            StatusCode::BAD_REQUEST,
+            "error.request_invalid",
+        ));
+    }
+    let Some(tx_id) = form.get("tx").map(str::to_owned) else {
+        return Err(error_response(
+            state,
+            headers,
+            StatusCode::BAD_REQUEST,
+            "error.request_invalid",
+        ));
+    };
+    let csrf = form.get("csrf").unwrap_or_default().to_owned();
+    let tx = load_bound(state, headers, &tx_id, Some(&csrf), now).await?;
+    Ok(Submission {
+        form,
+        tx_id,
+        tx,
+        origin: Origin::from_headers(headers, Some(peer)),
+        now,
+    })
+}
+
+fn wait_message(state: &LoginState, headers: &HeaderMap, tx: &LoginTx, seconds: i64) -> String {
+    let lang = lang_for(state, headers, &tx.ui_locales);
+    state
+        .templates
+        .catalog()
+        .text(&lang, "signin.throttled")
+        .replace("{seconds}", &seconds.to_string())
+}
+
+fn message(state: &LoginState, headers: &HeaderMap, tx: &LoginTx, key: &str) -> String {
+    let lang = lang_for(state, headers, &tx.ui_locales);
+    state.templates.catalog().text(&lang, key).to_owned()
+}
+
+/// `POST /login`: the password step.
+pub async fn submit(
+    State(state): State<LoginState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut s = match submission(&state, &headers, peer, &body).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    if !matches!(s.tx.step, Step::Password) {
+        return render(&state, &headers, &s.tx_id, &s.tx, None, None);
+    }
+
+    let username = s.form.get("username").unwrap_or_default().trim().to_owned();
+    let password = Secret::new(s.form.get("password").unwrap_or_default());
+    s.tx.login_hint = Some(username.chars().take(254).collect()).filter(|u: &String| !u.is_empty());
+    if username.is_empty() || password.is_empty() || username.len() > 254 {
+        let error = message(&state, &headers, &s.tx, "signin.missing");
+        return render(&state, &headers, &s.tx_id, &s.tx, Some(error), None);
+    }
+
+    match throttle::wait(&state.store, "pwd", &username.to_lowercase(), s.now).await {
+        Ok(Some(seconds)) => {
+            let error = wait_message(&state, &headers, &s.tx, seconds);
+            return render(&state, &headers, &s.tx_id, &s.tx, Some(error), None);
+        }
+        Ok(None) => {}
+        Err(err) => return unavailable(&state, &headers, &err),
+    }
+
+    let found = match state.store.users().find_by_email(&username).await {
+        Ok(found) => found,
+        Err(err) => return unavailable(&state, &headers, &err),
+    };
+    // The hash is verified whether or not the user exists, so that an
+    // unknown address costs the same time and gets the same answer.
+    let too_long = password.expose().len() > MAX_PASSWORD_BYTES;
+    let hash = found
+        .as_ref()
+        .and_then(|f| f.password_hash.as_ref())
+        .filter(|_| !too_long);
+    let verified = state.hasher.verify(&password, hash).await;
+    let user = match found {
+        Some(f) if verified && !f.user.disabled => f.user,
+        other => {
+            let user_id = other.as_ref().map(|f| f.user.id.clone());
+            record(
+                &state,
+                &s.origin,
+                user_id.as_deref(),
+                EventKind::SignInFailed,
+                json!({"step": "password"}),
+            )
+            .await;
+            let _ = throttle::fail(&state.store, "pwd", &username.to_lowercase(), s.now).await;
+            let error = message(&state, &headers, &s.tx, "signin.invalid");
+            return render(&state, &headers, &s.tx_id, &s.tx, Some(error), None);
+        }
+    };
+    let _ = throttle::clear(&state.store, "pwd", &username.to_lowercase()).await;
+
+    let has_totp = match state.store.totps().get(&user.id).await {
+        Ok(t) => t.is_some(),
+        Err(err) => return unavailable(&state, &headers, &err),
+    };
+    if has_totp {
+        s.tx.step = Step::SecondFactor {
+            user_id: user.id,
+            email: user.email,
+        };
+    } else if s.tx.require_2fa {
+        let seed =
+            factor::new_seed().and_then(|seed| Ok(state.sealer.seal(SEED_PURPOSE, &seed)?));
+        let Ok(seed_sealed) = seed else {
+            return error_response(
+                &state,
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "error.unavailable",
+            );
+        };
+        s.tx.step = Step::Enroll {
+            user_id: user.id,
+            email: user.email,
+            seed_sealed,
+        };
+    } else {
+        return finish(&state, &headers, &s, &user.id, vec![AuthMethod::Password]).await;
+    }
+    if let Err(err) = save(&state, &s.tx_id, &s.tx, s.now).await {
+        return unavailable(&state, &headers, &err);
+    }
+    see_other(&format!("/login?tx={}", s.tx_id))
+}
+
+fn see_other(location: &str) -> Response {
+    (html_headers(), Redirect::to(location)).into_response()
+}
+
+/// `POST /login/totp` and `POST /login/recovery`: the second step.
+pub async fn submit_code(
+    State(state): State<LoginState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    let s = match submission(&state, &headers, peer, &body).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let Step::SecondFactor { user_id, .. } = s.tx.step.clone() else {
+        return render(&state, &headers, &s.tx_id, &s.tx, None, None);
+    };
+    let recovery = uri.path().ends_with("/recovery");
+    let code = s
+        .form
+        .get("code")
+        .unwrap_or_default()
+        .chars()
+        .take(64)
+        .collect::<String>();
+    let retry = |error: String| {
+        if recovery {
+            recovery_page(&state, &headers, &s.tx_id, &s.tx, Some(error))
+        } else {
+            render(&state, &headers, &s.tx_id, &s.tx, Some(error), None)
+        }
+    };
+
+    match throttle::wait(&state.store, "2fa", &user_id, s.now).await {
+        Ok(Some(seconds)) => {
+            record(
+                &state,
+                &s.origin,
+                Some(&user_id),
+                EventKind::Throttled,
+                json!({"step": "second_factor"}),
+            )
+            .await;
+            return retry(wait_message(&state, &headers, &s.tx, seconds));
+        }
+        Ok(None) => {}
+        Err(err) => return unavailable(&state, &headers, &err),
+    }
+
+    let checked = if recovery {
+        factor::use_recovery_code(&state.store, &state.sealer, &user_id, &code, s.now).await
+    } else {
+        factor::verify_totp(&state.store, &state.sealer, &user_id, &code, s.now).await
+    };
+    match checked {
+        Ok(true) => {}
+        Ok(false) => {
+            let step = if recovery { "recovery_code" } else { "totp" };
+            record(
+                &state,
+                &s.origin,
+                Some(&user_id),
+                EventKind::SignInFailed,
+                json!({ "step": step }),
+            )
+            .await;
+            let _ = throttle::fail(&state.store, "2fa", &user_id, s.now).await;
+            let key = if recovery {
+                "signin.recovery_invalid"
+            } else {
+                "signin.code_invalid"
+            };
+            return retry(message(&state, &headers, &s.tx, key));
+        }
+        Err(err) => return unavailable(&state, &headers, &err),
+    }
+    let _ = throttle::clear(&state.store, "2fa", &user_id).await;
+
+    let second = if recovery {
+        let remaining = state
+            .store
+            .recovery_codes()
+            .remaining(&user_id)
+            .await
+            .unwrap_or(0);
+        record(
+            &state,
+            &s.origin,
+            Some(&user_id),
+            EventKind::RecoveryCodeUsed,
+            json!({ "remaining": remaining }),
+        )
+        .await;
+        AuthMethod::RecoveryCode
+    } else {
+        AuthMethod::Totp
+    };
+    finish(
+        &state,
+        &headers,
+        &s,
+        &user_id,
+        vec![AuthMethod::Password, second],
+    )
+    .await
+}
+
+fn recovery_page(
+    state: &LoginState,
+    headers: &HeaderMap,
+    tx_id: &str,
+    tx: &LoginTx,
+    error: Option<String>,
+) -> Response {
+    let lang = lang_for(state, headers, &tx.ui_locales);
+    let html = state.templates.page(
+        "signin_recovery.html",
+        &lang,
+        minijinja::context! { tx => tx_id, csrf => tx.csrf.expose(), error => error, client_name => tx.client_name.clone() },
+    );
+    (html_headers(), Html(html)).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct TxQuery {
+    tx: String,
+}
+
+/// `GET /login/recovery?tx=`: the recovery-code form instead of the TOTP one.
+pub async fn show_recovery(
+    State(state): State<LoginState>,
+    headers: HeaderMap,
+    Query(q): Query<TxQuery>,
+) -> Response {
+    let now = state.clock.now();
+    match load_bound(&state, &headers, &q.tx, None, now).await {
+        Ok(tx) if matches!(tx.step, Step::SecondFactor { .. }) => {
+            recovery_page(&state, &headers, &q.tx, &tx, None)
+        }
+        Ok(tx) => render(&state, &headers, &q.tx, &tx, None, None),
+        Err(response) => response,
+    }
+}
+
+/// `POST /login/enroll`: confirms the new TOTP seed with a code, turns 2FA
+/// on, and shows the recovery codes.
+pub async fn submit_enroll(
+    State(state): State<LoginState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut s = match submission(&state, &headers, peer, &body).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let Step::Enroll {
+        user_id,
+        seed_sealed,
+        ..
+    } = s.tx.step.clone()
+    else {
+        return render(&state, &headers, &s.tx_id, &s.tx, None, None);
+    };
+    let code = s.form.get("code").unwrap_or_default().to_owned();
+    let step = state
+        .sealer
+        .open(SEED_PURPOSE, &seed_sealed)
+        .ok()
+        .and_then(|seed| factor::matching_step(&seed, &code, s.now));
+    let Some(step) = step else {
+        let error = message(&state, &headers, &s.tx, "enroll.code_invalid");
+        return render(&state, &headers, &s.tx_id, &s.tx, Some(error), None);
+    };
+
+    let codes = match turn_on(&state, &user_id, &seed_sealed, step, s.now).await {
+        Ok(codes) => codes,
+        Err(err) => return unavailable(&state, &headers, &err),
+    };
+    record(
+        &state,
+        &s.origin,
+        Some(&user_id),
+        EventKind::TwoFactorEnabled,
+        json!({"during": "sign_in"}),
+    )
+    .await;
+    let Ok(codes_sealed) = seal_codes(&state, &codes) else {
+        return error_response(
+            &state,
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error.unavailable",
+        );
+    };
+    s.tx.step = Step::Codes {
+        user_id,
+        codes_sealed,
+        methods: vec![AuthMethod::Password, AuthMethod::Totp],
+    };
+    if let Err(err) = save(&state, &s.tx_id, &s.tx, s.now).await {
+        return unavailable(&state, &headers, &err);
+    }
+    see_other(&format!("/login?tx={}", s.tx_id))
+}
+
+/// Stores a confirmed TOTP seed and a new set of recovery codes.
+pub(crate) async fn turn_on(
+    state: &LoginState,
+    user_id: &str,
+    seed_sealed: &str,
+    step: i64,
+    now: i64,
+) -> Result<Vec<Secret>, factor::FactorError> {
+    state
+        .store
+        .totps()
+        .enable(user_id, seed_sealed, step, now)
+        .await?;
+    let codes = factor::new_recovery_codes()?;
+    factor::store_recovery_codes(&state.store, &state.sealer, user_id, &codes, now).await?;
+    Ok(codes)
+}
+
+pub(crate) fn seal_codes(
+    state: &LoginState,
+    codes: &[Secret],
+) -> Result<String, zapini_core::crypto::CryptoError> {
+    let plain: Vec<&str> = codes.iter().map(Secret::expose).collect();
+    state.sealer.seal(
+        CODES_PURPOSE,
+        &serde_json::to_vec(&plain).unwrap_or_default(),
+    )
+}
+
+pub(crate) fn open_codes(state: &LoginState, sealed: &str) -> Vec<String> {
+    state
+        .sealer
+        .open(CODES_PURPOSE, sealed)
+        .ok()
+        .and_then(|raw| serde_json::from_slice(&raw).ok())
+        .unwrap_or_default()
+}
+
+/// `POST /login/finish`: the user has seen the recovery codes; sign in.
+pub async fn submit_finish(
+    State(state): State<LoginState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let s = match submission(&state, &headers, peer, &body).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let Step::Codes {
+        user_id, methods, ..
+    } = s.tx.step.clone()
+    else {
+        return render(&state, &headers, &s.tx_id, &s.tx, None, None);
+    };
+    finish(&state, &headers, &s, &user_id, methods).await
+}
+
+/// The last step: consume the transaction, start the SSO session, go on.
+async fn finish(
+    state: &LoginState,
+    headers: &HeaderMap,
+    s: &Submission,
+    user_id: &str,
+    methods: Vec<AuthMethod>,
+) -> Response {
+    match state
+        .store
+        .ephemeral()
+        .take::<LoginTx>(ns::LOGIN, &token_hash(&s.tx_id), s.now)
+        .await
+    {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return expired(
+                state,
+                headers,
+                s.tx.authz.as_deref(),
+                s.tx.return_to.clone(),
+                s.now,
+            )
+            .await;
+        }
+        Err(err) => return unavailable(state, headers, &err),
+    }
+    let Ok(event) = random_token(16) else {
+        return error_response(
+            state,
+            headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error.unavailable",
+        );
+    };
+    let auth = Authentication::new(event.expose().to_owned(), methods, s.now);
+    record(
+        state,
+        &s.origin,
+        Some(user_id),
+        EventKind::SignInSucceeded,
+        json!({ "amr": auth.amr() }),
+    )
+    .await;
+
+    let next = match (&s.tx.authz, &s.tx.return_to) {
+        (Some(id), _) => format!("/authorize/continue?authz={id}"),
+        (None, Some(path)) => path.clone(),
+        (None, None) => "/account/security".to_owned(),
+    };
+    start_session(state, headers, &s.origin, user_id, auth, &next, s.now).await
 }
 
 /// Records a new SSO session, replacing any previous one in this browser
@@ -348,9 +894,10 @@ async fn expired(
 async fn start_session(
     state: &LoginState,
     headers: &HeaderMap,
+    origin: &Origin,
     user_id: &str,
     auth: Authentication,
-    authz: Option<&str>,
+    next: &str,
     now: i64,
 ) -> Response {
     let cookie_name = session_cookie_name(state.secure_cookies);
@@ -365,17 +912,14 @@ async fn start_session(
             "error.unavailable",
         );
     };
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
     let session = SsoSession {
         sid: sid.expose().to_owned(),
         user_id: user_id.to_owned(),
         auth,
         created_at: now,
         expires_at: now + state.session_ttl,
-        user_agent: user_agent.map(|ua| ua.chars().take(256).collect()),
-        ip: None,
+        user_agent: origin.user_agent.clone(),
+        ip: origin.ip.clone(),
     };
     let secret = match state.store.sessions().create(&session).await {
         Ok(secret) => secret,
@@ -393,9 +937,5 @@ async fn start_session(
             state.secure_cookies,
         ),
     );
-    let next = match authz {
-        Some(id) => format!("/authorize/continue?authz={id}"),
-        None => "/account".to_owned(),
-    };
-    (out, Redirect::to(&next)).into_response()
+    (out, Redirect::to(next)).into_response()
 }

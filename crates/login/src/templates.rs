@@ -17,26 +17,29 @@ use zapini_core::flow::ErrorPages;
 
 use crate::i18n::Catalog;
 
+/// An embedded page template, by file name under `templates/pages/`.
+macro_rules! page {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../../../templates/pages/", $name)),
+        )
+    };
+}
+
 const PAGES: &[(&str, &str)] = &[
-    (
-        "base.html",
-        include_str!("../../../templates/pages/base.html"),
-    ),
-    (
-        "signin.html",
-        include_str!("../../../templates/pages/signin.html"),
-    ),
-    (
-        "account.html",
-        include_str!("../../../templates/pages/account.html"),
-    ),
-    (
-        "error.html",
-        include_str!("../../../templates/pages/error.html"),
-    ),
+    page!("base.html"),
+    page!("signin.html"),
+    page!("signin_totp.html"),
+    page!("signin_recovery.html"),
+    page!("enroll_totp.html"),
+    page!("recovery_codes.html"),
+    page!("security.html"),
+    page!("error.html"),
 ];
 
 const STYLESHEET: &str = include_str!("../../../templates/static/app.css");
+const SCRIPT: &str = include_str!("../../../templates/static/app.js");
 
 /// The template environment and the message catalogue.
 pub struct Templates {
@@ -162,22 +165,19 @@ impl ErrorPages for Templates {
 
 /// `/static/{file}`: the embedded stylesheet.
 pub async fn asset(UrlPath(file): UrlPath<String>) -> Response {
-    match file.as_str() {
-        "app.css" => {
-            let mut response = STYLESHEET.into_response();
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/css; charset=utf-8"),
-            );
-            headers.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=3600"),
-            );
-            response
-        }
-        _ => StatusCode::NOT_FOUND.into_response(),
-    }
+    let (body, kind) = match file.as_str() {
+        "app.css" => (STYLESHEET, "text/css; charset=utf-8"),
+        "app.js" => (SCRIPT, "text/javascript; charset=utf-8"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    response
 }
 
 #[cfg(test)]

@@ -74,7 +74,12 @@ async fn authorize(state: &OidcState, headers: &HeaderMap, params: &Params) -> R
     let now = state.clock.now();
 
     let pending = match validate(client, redirect_uri, params, now) {
-        Ok(pending) => pending,
+        Ok(mut pending) => {
+            if state.require_2fa {
+                pending.min_acr = pending.min_acr.max(Acr::Mfa);
+            }
+            pending
+        }
         Err(err) => return redirect_error(state, &target, &err),
     };
     let prompt = params.list("prompt");
@@ -230,7 +235,11 @@ fn validate(
         nonce,
         code_challenge,
         response_mode,
-        min_acr: Acr::Pwd,
+        min_acr: if client.require_2fa {
+            Acr::Mfa
+        } else {
+            Acr::Pwd
+        },
         stale_auth: None,
         login_hint: params
             .get("login_hint")

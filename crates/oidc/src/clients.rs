@@ -55,6 +55,9 @@ struct ClientFile {
     /// Algorithm of the JWT access tokens (RFC 9068) issued to this client.
     #[serde(default = "default_alg")]
     access_token_signed_response_alg: String,
+    /// Sign-ins for this client need two factors, whatever the global policy.
+    #[serde(default)]
+    require_2fa: bool,
 }
 
 fn default_auth_method() -> AuthMethod {
@@ -81,6 +84,7 @@ pub struct Client {
     pub scopes: Vec<String>,
     pub id_token_alg: String,
     pub access_token_alg: String,
+    pub require_2fa: bool,
     /// The file this client came from, for messages.
     pub source: PathBuf,
 }
@@ -315,6 +319,7 @@ fn load_file(
         scopes: raw.scopes,
         id_token_alg: raw.id_token_signed_response_alg,
         access_token_alg: raw.access_token_signed_response_alg,
+        require_2fa: raw.require_2fa,
         source: file.to_owned(),
     })
 }

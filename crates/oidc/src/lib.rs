@@ -62,6 +62,8 @@ pub struct OidcState {
     pub tokens: TokenSettings,
     /// Whether cookies get the `Secure` attribute and `__Host-` prefix.
     pub secure_cookies: bool,
+    /// Whether every sign-in needs two factors (the `mfa` level at least).
+    pub require_2fa: bool,
 }
 
 impl OidcState {

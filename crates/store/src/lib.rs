@@ -4,10 +4,12 @@
 //! Repositories speak in `zapini-core` types; no HTTP and no protocol rules
 //! live here, only what is stored and how it is read back atomically.
 
+mod audit;
 mod entity;
 mod ephemeral;
 mod error;
 mod keys;
+mod second_factor;
 mod sessions;
 mod users;
 
@@ -16,10 +18,12 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use zapini_migrations::{Migrator, MigratorTrait};
 
+pub use audit::Audit;
 pub use ephemeral::Ephemeral;
 pub use error::StoreError;
 pub use keys::{SigningKeyRow, SigningKeys};
-pub use sessions::Sessions;
+pub use second_factor::{RecoveryCodes, TotpCredential, Totps};
+pub use sessions::{SessionRef, Sessions};
 pub use users::{NewUser, UserWithPassword, Users};
 
 /// Handle to everything stored; cheap to clone.
@@ -56,6 +60,18 @@ impl Store {
 
     pub fn signing_keys(&self) -> SigningKeys<'_> {
         SigningKeys::new(&self.db)
+    }
+
+    pub fn totps(&self) -> Totps<'_> {
+        Totps::new(&self.db)
+    }
+
+    pub fn recovery_codes(&self) -> RecoveryCodes<'_> {
+        RecoveryCodes::new(&self.db)
+    }
+
+    pub fn audit(&self) -> Audit<'_> {
+        Audit::new(&self.db)
     }
 
     pub fn sessions(&self) -> Sessions<'_> {

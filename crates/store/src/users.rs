@@ -93,6 +93,25 @@ impl<'a> Users<'a> {
         Ok(Entity::find().count(self.db).await?)
     }
 
+    /// Replaces the password hash of user `id`.
+    pub async fn set_password_hash(
+        &self,
+        id: &str,
+        hash: &zapini_core::Secret,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = Entity::update_many()
+            .col_expr(
+                Column::PasswordHash,
+                sea_orm::sea_query::Expr::value(hash.expose()),
+            )
+            .col_expr(Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+            .filter(Column::Id.eq(id))
+            .exec(self.db)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+
     /// Enables or disables the account with this e-mail; false if none.
     pub async fn set_disabled(
         &self,

@@ -1,6 +1,6 @@
 //! The operator's commands: migrations, users, clients.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -40,6 +40,22 @@ pub enum UsersCommand {
     Enable {
         #[arg(long)]
         email: String,
+    },
+    /// Turn off a user's two-factor authentication and sign them out
+    /// everywhere, for a user who lost both phone and recovery codes.
+    Reset2fa {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Write the security log as JSON lines to standard output.
+    Export {
+        /// Only this user's events.
+        #[arg(long)]
+        email: Option<String>,
     },
 }
 
@@ -127,7 +143,60 @@ pub async fn users(path: &Path, explicit: bool, cmd: UsersCommand) -> anyhow::Re
         }
         UsersCommand::Disable { email } => set_disabled(&config, &email, true, now).await?,
         UsersCommand::Enable { email } => set_disabled(&config, &email, false, now).await?,
+        UsersCommand::Reset2fa { email } => reset_2fa(&config, &email, now).await?,
     }
+    Ok(())
+}
+
+async fn reset_2fa(config: &Config, email: &str, now: i64) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let Some(found) = store.users().find_by_email(email).await? else {
+        bail!("no user with email {email:?}");
+    };
+    let user_id = found.user.id;
+    let had = store.totps().disable(&user_id).await?;
+    let ended = store.sessions().end_all(&user_id, None, now).await?;
+    let event = zapini_core::audit::Event {
+        user_id: Some(user_id),
+        kind: zapini_core::audit::EventKind::TwoFactorReset,
+        detail: serde_json::json!({ "by": "operator", "had_totp": had, "sessions_ended": ended }),
+        ip: None,
+        user_agent: None,
+        at: now,
+    };
+    store.audit().record(&event).await?;
+    println!("two-factor authentication reset for {email}; {ended} session(s) signed out");
+    store.close().await;
+    Ok(())
+}
+
+pub async fn audit(path: &Path, explicit: bool, cmd: AuditCommand) -> anyhow::Result<()> {
+    let config = Config::load(path, explicit)?;
+    let store = open_store(&config).await?;
+    let AuditCommand::Export { email } = cmd;
+    let only = match email {
+        Some(email) => match store.users().find_by_email(&email).await? {
+            Some(found) => Some(found.user.id),
+            None => bail!("no user with email {email:?}"),
+        },
+        None => None,
+    };
+    let mut out = std::io::stdout().lock();
+    let mut after = 0;
+    loop {
+        let page = store.audit().page(after, 500).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        for (id, event) in page {
+            if only.is_some() && event.user_id != only {
+                continue;
+            }
+            let mut line = serde_json::to_value(&event)?;
+            line["id"] = id.into();
+            writeln!(out, "{line}")?;
+        }
+    }
+    store.close().await;
     Ok(())
 }
 

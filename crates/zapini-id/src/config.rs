@@ -11,7 +11,11 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 /// Environment variables that start with the prefix but are not settings.
-const NOT_SETTINGS: &[&str] = &["ZAPINI_ID_SECRET", "ZAPINI_ID_CONFIG"];
+const NOT_SETTINGS: &[&str] = &[
+    "ZAPINI_ID_SECRET",
+    "ZAPINI_ID_CONFIG",
+    "ZAPINI_ID_TEST_CLOCK_START",
+];
 
 const PREFIX: &str = "ZAPINI_ID_";
 
@@ -38,6 +42,22 @@ pub struct Config {
     pub tokens: Tokens,
     pub session: Session,
     pub password: Password,
+    pub login: Login,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Login {
+    /// Every password sign-in needs a second factor; users without one enrol
+    /// in TOTP before the sign-in completes. Clients can require it even
+    /// where this is off.
+    pub require_2fa: bool,
+}
+
+impl Default for Login {
+    fn default() -> Self {
+        Self { require_2fa: true }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +99,7 @@ impl Default for Config {
             tokens: Tokens::default(),
             session: Session::default(),
             password: Password::default(),
+            login: Login::default(),
         }
     }
 }

@@ -42,6 +42,9 @@ enum Command {
     /// Inspect clients and make client secrets.
     #[command(subcommand)]
     Clients(cli::ClientsCommand),
+    /// The security log.
+    #[command(subcommand)]
+    Audit(cli::AuditCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,6 +69,7 @@ fn main() -> std::process::ExitCode {
             Command::Migrate => cli::migrate(&args.config, explicit).await,
             Command::Users(cmd) => cli::users(&args.config, explicit, cmd).await,
             Command::Clients(cmd) => cli::clients(&args.config, explicit, cmd),
+            Command::Audit(cmd) => cli::audit(&args.config, explicit, cmd).await,
         }
     });
     match result {

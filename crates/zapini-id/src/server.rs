@@ -80,6 +80,22 @@ pub fn load_clients(config: &Config) -> anyhow::Result<ClientRegistry> {
         .map_err(|errors| anyhow::anyhow!("invalid client configuration:\n{errors}"))
 }
 
+/// The system clock. Debug builds (those the test suite runs) honour
+/// `ZAPINI_ID_TEST_CLOCK_START`, a Unix time the clock starts from, so tests of
+/// TOTP skew and expiry need not sleep; release builds ignore it.
+fn clock() -> SystemClock {
+    #[cfg(debug_assertions)]
+    if let Some(start) = std::env::var("ZAPINI_ID_TEST_CLOCK_START")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        let offset = start - SystemClock::default().now();
+        tracing::warn!(start, "test clock in use: this build is not for production");
+        return SystemClock::with_offset(offset);
+    }
+    SystemClock::default()
+}
+
 pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let config = Config::load(config_path, explicit)?;
@@ -88,9 +104,9 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
     let clients = load_clients(&config)?;
     let master = crate::secret::load(&config)?;
     let store = open_store(&config).await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-    let keys =
-        KeyRing::load_or_create(&store, &Sealer::from_master_secret(&master), clock.now()).await?;
+    let clock: Arc<dyn Clock> = Arc::new(clock());
+    let sealer = Sealer::from_master_secret(&master);
+    let keys = KeyRing::load_or_create(&store, &sealer, clock.now()).await?;
 
     let templates = Arc::new(Templates::new(
         config.templates_dir.as_deref(),
@@ -116,6 +132,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
             ..TokenSettings::default()
         },
         secure_cookies,
+        require_2fa: config.login.require_2fa,
     };
     let login = LoginState {
         store: store.clone(),
@@ -124,6 +141,8 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         hasher,
         secure_cookies,
         session_ttl: config.session.ttl,
+        sealer,
+        require_2fa: config.login.require_2fa,
     };
     let client_count = oidc.clients.len();
     let app = app(oidc, login, store.clone(), templates);

@@ -106,6 +106,7 @@ fn client_with(uris: &[&str]) -> Client {
         scopes: default_scopes(),
         id_token_alg: "RS256".into(),
         access_token_alg: "RS256".into(),
+        require_2fa: false,
         source: PathBuf::new(),
     }
 }

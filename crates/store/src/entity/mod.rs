@@ -1,5 +1,8 @@
 //! sea-orm entities, one module per table.
 
+pub mod audit_event;
 pub mod ephemeral;
+pub mod recovery_code;
 pub mod signing_key;
+pub mod totp;
 pub mod user;
