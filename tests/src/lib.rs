@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod rp;
+pub mod totp;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -64,6 +65,8 @@ pub struct ClientSpec {
     pub auth_method: &'static str,
     pub redirect_uri: String,
     pub alg: &'static str,
+    /// More lines for the client file.
+    pub extra: &'static str,
 }
 
 impl ClientSpec {
@@ -74,11 +77,17 @@ impl ClientSpec {
             auth_method: "client_secret_basic",
             redirect_uri: format!("https://{id}.example.com/callback"),
             alg: "RS256",
+            extra: "",
         }
     }
 
     pub fn with_auth(mut self, method: &'static str) -> Self {
         self.auth_method = method;
+        self
+    }
+
+    pub fn with_extra(mut self, lines: &'static str) -> Self {
+        self.extra = lines;
         self
     }
 
@@ -96,8 +105,8 @@ impl ClientSpec {
         format!(
             "client_id = \"{}\"\nname = \"App {}\"\nredirect_uris = [\"{}\"]\n\
              token_endpoint_auth_method = \"{}\"\n{secret}\
-             id_token_signed_response_alg = \"{}\"\n",
-            self.id, self.id, self.redirect_uri, self.auth_method, self.alg
+             id_token_signed_response_alg = \"{}\"\n{}",
+            self.id, self.id, self.redirect_uri, self.auth_method, self.alg, self.extra
         )
     }
 }

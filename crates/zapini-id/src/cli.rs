@@ -43,6 +43,7 @@ pub enum UsersCommand {
     },
     /// Turn off a user's two-factor authentication and sign them out
     /// everywhere, for a user who lost both phone and recovery codes.
+    #[command(name = "reset-2fa")]
     Reset2fa {
         #[arg(long)]
         email: String,
