@@ -82,15 +82,21 @@ function runCli(args, { env, input }) {
  * Starts a server.
  *
  * clients: [{ client_id, redirect_uris, token_endpoint_auth_method, scopes,
- *             id_token_signed_response_alg, secret? }]
+ *             id_token_signed_response_alg, secret?, name? }]
+ *   `name` is the name the sign-in pages show (default: the client_id).
  *   A confidential client gets a fresh random secret (or `secret`), handed to
  *   the server through an environment variable (client_secret_env).
  * users: [{ email, name, password, emailVerified }]
+ * productDefault2fa: when true, the config leaves [login] require_2fa alone,
+ *   so the product default applies (every sign-in needs a second factor);
+ *   by default the config turns it off for the password-only tests.
+ * env: extra environment for the server and the CLI, e.g.
+ *   { ZAPINI_ID_TEST_CLOCK_START: '1700000000' } (honoured by debug builds).
  *
  * Returns { issuer, port, dir, clients: {id: {...client, secret}}, users,
  *           log(), stop() }.
  */
-export async function startServer({ clients = [], users = [] } = {}) {
+export async function startServer({ clients = [], users = [], productDefault2fa = false, env: extraEnv = {} } = {}) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'zapini-node-test-'))
   const clientsDir = path.join(dir, 'clients')
   await mkdir(clientsDir)
@@ -111,11 +117,9 @@ export async function startServer({ clients = [], users = [] } = {}) {
       'iterations = 2',
       'parallelism = 1',
       '',
-      // These tests cover the password-only flow; two-factor sign-in has
-      // tests of its own.
-      '[login]',
-      'require_2fa = false',
-      '',
+      // Most tests cover the password-only flow; two-factor sign-in has
+      // tests of its own, which ask for the product default.
+      ...(productDefault2fa ? [] : ['[login]', 'require_2fa = false', '']),
     ].join('\n'),
   )
 
@@ -129,6 +133,7 @@ export async function startServer({ clients = [], users = [] } = {}) {
       `token_endpoint_auth_method = ${tomlString(method)}`,
       `scopes = ${tomlArray(c.scopes ?? ['openid', 'profile', 'email'])}`,
     ]
+    if (c.name !== undefined) lines.push(`name = ${tomlString(c.name)}`)
     if (c.id_token_signed_response_alg) {
       lines.push(`id_token_signed_response_alg = ${tomlString(c.id_token_signed_response_alg)}`)
     }
@@ -143,7 +148,7 @@ export async function startServer({ clients = [], users = [] } = {}) {
     registered[c.client_id] = { ...c, token_endpoint_auth_method: method, secret }
   }
 
-  const env = childEnv({ ZAPINI_ID_SECRET: randomSecret(), ...secretEnv })
+  const env = childEnv({ ZAPINI_ID_SECRET: randomSecret(), ...secretEnv, ...extraEnv })
 
   const createdUsers = {}
   for (const u of users) {

@@ -297,3 +297,27 @@ pub fn jwt_payload(token: &str) -> serde_json::Value {
         .expect("base64url payload");
     serde_json::from_slice(&raw).expect("JSON payload")
 }
+
+/// Redeems an authorization code for a `client_secret_basic` client with
+/// [`SECRET`] and returns the token response as JSON.
+pub async fn redeem_code(
+    server: &Server,
+    client_id: &str,
+    code: &str,
+    redirect_uri: &str,
+) -> serde_json::Value {
+    http()
+        .post(server.url("/token"))
+        .basic_auth(client_id, Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+        ])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("JSON token response")
+}

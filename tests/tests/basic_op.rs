@@ -6,7 +6,7 @@ use openidconnect::core::CoreUserInfoClaims;
 use openidconnect::{OAuth2TokenResponse, TokenResponse};
 use serde_json::Value;
 use zapini_id_tests::rp::{Request, code_flow, discover};
-use zapini_id_tests::{Browser, ClientSpec, Server, http, query_param};
+use zapini_id_tests::{Browser, ClientSpec, Server, http, query_param, redeem_code};
 
 const EMAIL: &str = "ana@example.com";
 
@@ -120,20 +120,7 @@ async fn oidcc_ensure_request_without_nonce_succeeds_for_code_flow() {
         .authorize_with_password(&url, EMAIL, zapini_id_tests::PASSWORD)
         .await;
     let code = query_param(page.location.as_deref().unwrap(), "code").expect("code");
-    let token: Value = http()
-        .post(server.url("/token"))
-        .basic_auth("app", Some(zapini_id_tests::SECRET))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &spec.redirect_uri),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = redeem_code(&server, "app", &code, &spec.redirect_uri).await;
     let claims = zapini_id_tests::jwt_payload(token["id_token"].as_str().unwrap());
     assert!(
         claims.get("nonce").is_none(),
@@ -233,20 +220,7 @@ async fn oidcc_ensure_other_scope_order_succeeds() {
         .authorize_with_password(&url, EMAIL, zapini_id_tests::PASSWORD)
         .await;
     let code = query_param(page.location.as_deref().unwrap(), "code").expect("code");
-    let token: Value = http()
-        .post(server.url("/token"))
-        .basic_auth("app", Some(zapini_id_tests::SECRET))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &spec.redirect_uri),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = redeem_code(&server, "app", &code, &spec.redirect_uri).await;
     assert_eq!(
         zapini_id_tests::jwt_payload(token["id_token"].as_str().unwrap())["sub"],
         sub.as_str()
@@ -488,20 +462,7 @@ async fn oidcc_prompt_none_logged_in() {
     let page = browser.get(&url).await;
     let location = page.location.expect("a redirect");
     let code = query_param(&location, "code").expect("a code without any page shown");
-    let token: Value = http()
-        .post(server.url("/token"))
-        .basic_auth("app", Some(zapini_id_tests::SECRET))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &spec.redirect_uri),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = redeem_code(&server, "app", &code, &spec.redirect_uri).await;
     assert_eq!(
         zapini_id_tests::jwt_payload(token["id_token"].as_str().unwrap())["sub"],
         sub.as_str()

@@ -223,6 +223,21 @@ async fn page(
     (html_headers(), Html(html)).into_response()
 }
 
+/// Records a security event of the signed-in user and shows the security
+/// area again with a notice.
+async fn recorded(
+    state: &LoginState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    signed: &Signed,
+    kind: EventKind,
+    notice: &str,
+) -> Response {
+    let origin = Origin::from_headers(headers, Some(peer));
+    record(state, &origin, Some(&signed.user.id), kind, json!({})).await;
+    page(state, headers, signed, Some(notice), None).await
+}
+
 /// `POST /account/security/totp/start`: a new seed waiting for a code.
 pub async fn totp_start(
     State(state): State<LoginState>,
@@ -405,21 +420,14 @@ pub async fn totp_disable(
     if let Err(err) = state.store.totps().disable(user_id).await {
         return unavailable(&state, &headers, &err);
     }
-    let origin = Origin::from_headers(&headers, Some(peer));
-    record(
-        &state,
-        &origin,
-        Some(user_id),
-        EventKind::TwoFactorDisabled,
-        json!({}),
-    )
-    .await;
-    page(
+    let kind = EventKind::TwoFactorDisabled;
+    recorded(
         &state,
         &headers,
+        peer,
         &signed,
-        Some("security.totp_disabled"),
-        None,
+        kind,
+        "security.totp_disabled",
     )
     .await
 }
@@ -546,21 +554,14 @@ pub async fn change_password(
     if let Err(err) = saved.await {
         return unavailable(&state, &headers, &err);
     }
-    let origin = Origin::from_headers(&headers, Some(peer));
-    record(
-        &state,
-        &origin,
-        Some(&signed.user.id),
-        EventKind::PasswordChanged,
-        json!({}),
-    )
-    .await;
-    page(
+    let kind = EventKind::PasswordChanged;
+    recorded(
         &state,
         &headers,
+        peer,
         &signed,
-        Some("security.password_changed"),
-        None,
+        kind,
+        "security.password_changed",
     )
     .await
 }
