@@ -142,6 +142,38 @@ pub fn format_time(t: i64) -> String {
     )
 }
 
+/// A short device label from a User-Agent header: "Firefox on Windows".
+pub fn device_label(user_agent: &str) -> Option<String> {
+    let browser = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Chromium/", "Chromium"),
+        ("Safari/", "Safari"),
+        ("curl/", "curl"),
+    ]
+    .iter()
+    .find(|(needle, _)| user_agent.contains(needle))
+    .map(|(_, name)| *name)?;
+    let os = [
+        ("Android", "Android"),
+        ("iPhone", "iPhone"),
+        ("iPad", "iPad"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(needle, _)| user_agent.contains(needle))
+    .map(|(_, name)| *name);
+    Some(match os {
+        Some(os) => format!("{browser} · {os}"),
+        None => browser.to_owned(),
+    })
+}
+
 /// `GET /account`.
 pub async fn home() -> Redirect {
     Redirect::to("/account/security")
@@ -184,6 +216,7 @@ async fn page(
             json!({
                 "key": s.key,
                 "created": format_time(s.created_at),
+                "device": s.user_agent.as_deref().and_then(device_label),
                 "user_agent": s.user_agent.clone().unwrap_or_default(),
                 "ip": s.ip.clone().unwrap_or_default(),
                 "current": s.key == current,
@@ -303,7 +336,8 @@ fn enrol_page(
         minijinja::context! {
             action => "/account/security/totp/confirm",
             csrf => csrf_for(&signed.cookie),
-            secret_text => e.secret_text,
+            secret_groups => e.secret_groups(),
+                    secret_text => e.secret_text,
             otpauth_url => e.otpauth_url,
             qr_svg => minijinja::Value::from_safe_string(e.qr_svg),
             during_signin => false,
@@ -643,6 +677,16 @@ pub async fn logout(State(state): State<LoginState>, headers: HeaderMap, body: B
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_are_named_from_the_user_agent() {
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/148.0 Safari/537.36";
+        assert_eq!(device_label(chrome).as_deref(), Some("Chrome · Linux"));
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1";
+        assert_eq!(device_label(iphone).as_deref(), Some("Safari · iPhone"));
+        assert_eq!(device_label("curl/8.0").as_deref(), Some("curl"));
+        assert_eq!(device_label("something"), None);
+    }
 
     #[test]
     fn times_are_formatted_as_utc_dates() {

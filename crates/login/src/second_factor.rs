@@ -50,6 +50,18 @@ pub struct Enrolment {
     pub qr_svg: String,
 }
 
+impl Enrolment {
+    /// The base32 key in groups of four, easier to type by hand.
+    pub fn secret_groups(&self) -> String {
+        let chars: Vec<char> = self.secret_text.chars().collect();
+        chars
+            .chunks(4)
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 /// A new random seed (160 bits, RFC 4226 4 recommends at least 128).
 pub fn new_seed() -> Result<Vec<u8>, FactorError> {
     Ok(random_bytes(20)?)

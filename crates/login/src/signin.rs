@@ -308,6 +308,7 @@ fn render(
                 &lang,
                 minijinja::context! {
                     action => "/login/enroll",
+                    secret_groups => e.secret_groups(),
                     secret_text => e.secret_text,
                     otpauth_url => e.otpauth_url,
                     qr_svg => minijinja::Value::from_safe_string(e.qr_svg),
