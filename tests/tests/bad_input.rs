@@ -585,3 +585,33 @@ async fn unknown_paths_get_a_plain_404_page() {
     assert_eq!(page.status, 404);
     assert!(page.body.contains("This page does not exist."));
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_are_slowed_down_for_that_account() {
+    let server = start();
+    let mut browser = Browser::new(&server.base);
+    let mut page = browser.follow(&authorize_url(&server, GOOD)).await;
+    let mut throttled = false;
+    for _ in 0..6 {
+        page = browser
+            .submit_password(&page, EMAIL, "wrong password!")
+            .await;
+        throttled |= page.body.contains("Too many attempts");
+    }
+    assert!(
+        throttled,
+        "the account is throttled after repeated failures"
+    );
+    let right = browser.submit_password(&page, EMAIL, PASSWORD).await;
+    assert!(
+        right.location.is_none(),
+        "while throttled even the right password waits"
+    );
+
+    // Another account from the same address is not held up by it.
+    server.add_user("other@example.com", "Other");
+    let other = Browser::new(&server.base)
+        .authorize_with_password(&authorize_url(&server, GOOD), "other@example.com", PASSWORD)
+        .await;
+    assert!(other.location.is_some_and(|l| l.contains("code=")));
+}

@@ -496,7 +496,16 @@ pub async fn submit(
         return render(&state, &headers, &s.tx_id, &s.tx, Some(error), None);
     }
 
-    match throttle::wait(&state.store, "pwd", &username.to_lowercase(), s.now).await {
+    let account = username.to_lowercase();
+    let address = s.origin.ip.clone().unwrap_or_default();
+    let waits = async {
+        let by_account =
+            throttle::wait(&state.store, throttle::ACCOUNT_PASSWORD, &account, s.now).await?;
+        let by_address =
+            throttle::wait(&state.store, throttle::ADDRESS_PASSWORD, &address, s.now).await?;
+        Ok::<_, zapini_store::StoreError>(by_account.max(by_address))
+    };
+    match waits.await {
         Ok(Some(seconds)) => {
             let error = wait_message(&state, &headers, &s.tx, seconds);
             return render(&state, &headers, &s.tx_id, &s.tx, Some(error), None);
@@ -529,12 +538,13 @@ pub async fn submit(
                 json!({"step": "password"}),
             )
             .await;
-            let _ = throttle::fail(&state.store, "pwd", &username.to_lowercase(), s.now).await;
+            let _ = throttle::fail(&state.store, throttle::ACCOUNT_PASSWORD, &account, s.now).await;
+            let _ = throttle::fail(&state.store, throttle::ADDRESS_PASSWORD, &address, s.now).await;
             let error = message(&state, &headers, &s.tx, "signin.invalid");
             return render(&state, &headers, &s.tx_id, &s.tx, Some(error), None);
         }
     };
-    let _ = throttle::clear(&state.store, "pwd", &username.to_lowercase()).await;
+    let _ = throttle::clear(&state.store, throttle::ACCOUNT_PASSWORD, &account).await;
 
     let has_totp = match state.store.totps().get(&user.id).await {
         Ok(t) => t.is_some(),
@@ -605,7 +615,7 @@ pub async fn submit_code(
         }
     };
 
-    match throttle::wait(&state.store, "2fa", &user_id, s.now).await {
+    match throttle::wait(&state.store, throttle::SECOND_FACTOR, &user_id, s.now).await {
         Ok(Some(seconds)) => {
             record(
                 &state,
@@ -638,7 +648,7 @@ pub async fn submit_code(
                 json!({ "step": step }),
             )
             .await;
-            let _ = throttle::fail(&state.store, "2fa", &user_id, s.now).await;
+            let _ = throttle::fail(&state.store, throttle::SECOND_FACTOR, &user_id, s.now).await;
             let key = if recovery {
                 "signin.recovery_invalid"
             } else {
@@ -648,7 +658,7 @@ pub async fn submit_code(
         }
         Err(err) => return unavailable(&state, &headers, &err),
     }
-    let _ = throttle::clear(&state.store, "2fa", &user_id).await;
+    let _ = throttle::clear(&state.store, throttle::SECOND_FACTOR, &user_id).await;
 
     let second = if recovery {
         let remaining = state
