@@ -193,6 +193,10 @@ impl Server {
         panic!("server did not start; log:\n{}", self.log());
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }

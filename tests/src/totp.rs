@@ -9,6 +9,7 @@ use std::time::Instant;
 pub struct ServerClock {
     start: i64,
     since: Instant,
+    advanced: i64,
 }
 
 impl ServerClock {
@@ -18,6 +19,7 @@ impl ServerClock {
         Self {
             start: 30 * 63_333_334 + 12,
             since: Instant::now(),
+            advanced: 0,
         }
     }
 
@@ -27,7 +29,23 @@ impl ServerClock {
 
     /// The server's time now, as far as the test can tell.
     pub fn now(&self) -> i64 {
-        self.start + self.since.elapsed().as_secs() as i64
+        self.start + self.advanced + self.since.elapsed().as_secs() as i64
+    }
+
+    /// Moves the server's clock ten minutes ahead (SIGUSR1, honoured by
+    /// debug builds started with a test clock).
+    pub fn advance_ten_minutes(&mut self, server: &crate::Server) {
+        let status = Command::new("kill")
+            .args(["-USR1", &server.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        self.advanced += 600;
+        // Let the server handle the signal before the next request.
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while !server.log().contains("test clock moved") && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
 

@@ -488,3 +488,31 @@ async fn oidcc_prompt_login_asks_for_the_password_again() {
         "the sign-in page is shown again"
     );
 }
+
+#[tokio::test]
+async fn oidcc_ui_locales() {
+    let spec = ClientSpec::confidential("app");
+    let (server, _) = server_with(std::slice::from_ref(&spec));
+    let base = format!(
+        "{}/authorize?client_id=app&response_type=code&scope=openid&state=s&redirect_uri={}",
+        server.base, spec.redirect_uri
+    );
+    let pt = Browser::new(&server.base)
+        .follow(&format!("{base}&ui_locales=pt-BR%20en"))
+        .await;
+    assert!(pt.body.contains("<html lang=\"pt-BR\">"));
+    assert!(pt.body.contains("Senha"));
+
+    // Without ui_locales, Accept-Language decides.
+    let es = http()
+        .get(server.url("/login"))
+        .header("accept-language", "es-MX,es;q=0.9,en;q=0.5")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(es.contains("<html lang=\"es\">"));
+    assert!(es.contains("Contraseña"));
+}

@@ -589,3 +589,65 @@ async fn a_client_can_require_2fa_where_the_policy_is_relaxed() {
         "the bank requires a second factor"
     );
 }
+
+#[tokio::test]
+async fn sensitive_changes_need_a_recent_authentication() {
+    let (server, spec, mut clock) = strict();
+    let url = auth_url(&server, &spec);
+    let mut browser = Browser::new(&server.base);
+    let (secret, _, _) = enrol(&server, &spec, &clock, &mut browser, &url).await;
+    let page = browser.get("/account/security").await;
+    let csrf = hidden_input(&page.body, "csrf").unwrap();
+
+    // Within minutes of signing in, new recovery codes are shown at once.
+    let renewed = browser
+        .post_form("/account/security/recovery/renew", &[("csrf", &csrf)])
+        .await;
+    assert!(renewed.body.contains("Save your recovery codes"));
+
+    // Ten minutes later the same request asks for a new sign-in first.
+    clock.advance_ten_minutes(&server);
+    let asked = browser
+        .post_form("/account/security/recovery/renew", &[("csrf", &csrf)])
+        .await;
+    let to = asked.location.expect("a redirect to sign in");
+    assert!(to.starts_with("/login") && to.contains("reauth=1"), "{to}");
+    let password = browser
+        .post_form(
+            "/account/security/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", PASSWORD),
+                ("new_password", "x".repeat(12).as_str()),
+                ("confirm_password", "x".repeat(12).as_str()),
+            ],
+        )
+        .await;
+    assert!(
+        password.location.is_some_and(|l| l.contains("reauth=1")),
+        "password change waits too"
+    );
+
+    // After signing in again (password and code) it works.
+    let signin = browser.follow(&to).await;
+    assert!(signin.body.contains("sign in again"));
+    let second = browser.submit_password(&signin, EMAIL, PASSWORD).await;
+    let done = post_step(
+        &mut browser,
+        &second,
+        "/login/totp",
+        &[("code", &code_at(&secret, clock.now() + 30))],
+    )
+    .await;
+    assert!(
+        done.body.contains("Recent security events"),
+        "back in the security area"
+    );
+    let renewed = browser
+        .post_form(
+            "/account/security/recovery/renew",
+            &[("csrf", &hidden_input(&done.body, "csrf").unwrap())],
+        )
+        .await;
+    assert!(renewed.body.contains("Save your recovery codes"));
+}

@@ -7,7 +7,14 @@
 use std::collections::BTreeMap;
 
 /// The languages shipped, with their locale files.
-pub const EMBEDDED: &[(&str, &str)] = &[("en", include_str!("../../../templates/locales/en.toml"))];
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("en", include_str!("../../../templates/locales/en.toml")),
+    (
+        "pt-BR",
+        include_str!("../../../templates/locales/pt-BR.toml"),
+    ),
+    ("es", include_str!("../../../templates/locales/es.toml")),
+];
 
 /// All messages of all languages.
 #[derive(Debug, Default)]

@@ -81,19 +81,32 @@ pub fn load_clients(config: &Config) -> anyhow::Result<ClientRegistry> {
 }
 
 /// The system clock. Debug builds (those the test suite runs) honour
-/// `ZAPINI_ID_TEST_CLOCK_START`, a Unix time the clock starts from, so tests of
-/// TOTP skew and expiry need not sleep; release builds ignore it.
-fn clock() -> SystemClock {
-    #[cfg(debug_assertions)]
+/// `ZAPINI_ID_TEST_CLOCK_START`, a Unix time the clock starts from; such a
+/// clock also moves ten minutes ahead on each SIGUSR1, so tests of skew,
+/// expiry and re-authentication need not sleep. Release builds ignore both.
+fn clock() -> Arc<SystemClock> {
+    #[cfg(all(debug_assertions, unix))]
     if let Some(start) = std::env::var("ZAPINI_ID_TEST_CLOCK_START")
         .ok()
         .and_then(|v| v.parse::<i64>().ok())
     {
         let offset = start - SystemClock::default().now();
         tracing::warn!(start, "test clock in use: this build is not for production");
-        return SystemClock::with_offset(offset);
+        let clock = Arc::new(SystemClock::with_offset(offset));
+        let advanced = clock.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+                return;
+            };
+            while usr1.recv().await.is_some() {
+                advanced.advance(600);
+                tracing::warn!("test clock moved ten minutes ahead");
+            }
+        });
+        return clock;
     }
-    SystemClock::default()
+    Arc::new(SystemClock::default())
 }
 
 pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
@@ -104,7 +117,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
     let clients = load_clients(&config)?;
     let master = crate::secret::load(&config)?;
     let store = open_store(&config).await?;
-    let clock: Arc<dyn Clock> = Arc::new(clock());
+    let clock: Arc<dyn Clock> = clock();
     let sealer = Sealer::from_master_secret(&master);
     let keys = KeyRing::load_or_create(&store, &sealer, clock.now()).await?;
 
