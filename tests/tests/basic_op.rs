@@ -401,6 +401,10 @@ async fn oidcc_discovery_endpoint_verification() {
     );
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     assert_eq!(doc["request_uri_parameter_supported"], false);
+    let locales = doc["ui_locales_supported"].as_array().unwrap();
+    for lang in ["en", "pt-BR", "es"] {
+        assert!(locales.iter().any(|l| l == lang), "{lang}");
+    }
     for endpoint in [
         "authorization_endpoint",
         "token_endpoint",

@@ -37,7 +37,7 @@ pub fn metadata(state: &OidcState) -> Value {
         // it must be said explicitly that neither request object is read.
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
-        "ui_locales_supported": ["en"],
+        "ui_locales_supported": state.ui_locales,
         // RFC 7636 and RFC 9207.
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,

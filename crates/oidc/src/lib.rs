@@ -64,6 +64,8 @@ pub struct OidcState {
     pub secure_cookies: bool,
     /// Whether every sign-in needs two factors (the `mfa` level at least).
     pub require_2fa: bool,
+    /// Languages of the hosted pages, for `ui_locales_supported`.
+    pub ui_locales: Vec<String>,
 }
 
 impl OidcState {

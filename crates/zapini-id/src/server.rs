@@ -146,6 +146,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         },
         secure_cookies,
         require_2fa: config.login.require_2fa,
+        ui_locales: templates.catalog().languages().map(str::to_owned).collect(),
     };
     let login = LoginState {
         store: store.clone(),
