@@ -615,3 +615,22 @@ async fn repeated_wrong_passwords_are_slowed_down_for_that_account() {
         .await;
     assert!(other.location.is_some_and(|l| l.contains("code=")));
 }
+
+#[tokio::test]
+async fn duplicated_or_oversized_query_parameters_on_the_pages_get_a_plain_page() {
+    let server = start();
+    let mut browser = Browser::new(&server.base);
+    let long = "a".repeat(100);
+    for path in [
+        "/login?authz=a&authz=b".to_owned(),
+        "/authorize/continue?authz=a&authz=b".to_owned(),
+        format!("/login?authz={long}"),
+        format!("/authorize/continue?authz={long}"),
+        "/login/recovery?tx=a&tx=b".to_owned(),
+    ] {
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, 400, "{path}");
+        assert!(page.body.contains("<html lang="), "{path}: an HTML page");
+        assert!(page.location.is_none(), "{path}");
+    }
+}

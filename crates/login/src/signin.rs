@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
@@ -74,14 +74,6 @@ struct LoginTx {
     login_hint: Option<String>,
     require_2fa: bool,
     step: Step,
-}
-
-#[derive(Deserialize)]
-pub struct ShowQuery {
-    authz: Option<String>,
-    return_to: Option<String>,
-    tx: Option<String>,
-    reauth: Option<String>,
 }
 
 pub(crate) fn html_headers() -> HeaderMap {
@@ -149,16 +141,33 @@ fn safe_return(path: Option<&str>) -> Option<String> {
 pub async fn show(
     State(state): State<LoginState>,
     headers: HeaderMap,
-    Query(q): Query<ShowQuery>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let now = state.clock.now();
-    if let Some(tx_id) = q.tx.as_deref() {
+    let q = Params::parse(query.unwrap_or_default().as_bytes());
+    if q.first_duplicate().is_some() {
+        return error_response(
+            &state,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "error.request_invalid",
+        );
+    }
+    if let Some(tx_id) = q.get("tx") {
         return match load_bound(&state, &headers, tx_id, None, now).await {
             Ok(tx) => render(&state, &headers, tx_id, &tx, None, None),
             Err(response) => response,
         };
     }
-    let pending = match q.authz.as_deref().filter(|id| id.len() <= 64) {
+    let pending = match q.get("authz") {
+        Some(id) if id.len() > 64 => {
+            return error_response(
+                &state,
+                &headers,
+                StatusCode::BAD_REQUEST,
+                "error.request_expired",
+            );
+        }
         Some(id) => match state
             .store
             .ephemeral()
@@ -178,12 +187,12 @@ pub async fn show(
         },
         None => None,
     };
-    let notice = q.reauth.is_some().then_some("signin.reauth");
+    let notice = q.get("reauth").is_some().then_some("signin.reauth");
     start(
         &state,
         &headers,
         pending.as_ref(),
-        safe_return(q.return_to.as_deref()),
+        safe_return(q.get("return_to")),
         notice,
         now,
     )
@@ -705,23 +714,27 @@ fn recovery_page(
     (html_headers(), Html(html)).into_response()
 }
 
-#[derive(Deserialize)]
-pub struct TxQuery {
-    tx: String,
-}
-
 /// `GET /login/recovery?tx=`: the recovery-code form instead of the TOTP one.
 pub async fn show_recovery(
     State(state): State<LoginState>,
     headers: HeaderMap,
-    Query(q): Query<TxQuery>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let now = state.clock.now();
-    match load_bound(&state, &headers, &q.tx, None, now).await {
+    let q = Params::parse(query.unwrap_or_default().as_bytes());
+    let (Some(tx_id), None) = (q.get("tx"), q.first_duplicate()) else {
+        return error_response(
+            &state,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "error.request_invalid",
+        );
+    };
+    match load_bound(&state, &headers, tx_id, None, now).await {
         Ok(tx) if matches!(tx.step, Step::SecondFactor { .. }) => {
-            recovery_page(&state, &headers, &q.tx, &tx, None)
+            recovery_page(&state, &headers, tx_id, &tx, None)
         }
-        Ok(tx) => render(&state, &headers, &q.tx, &tx, None, None),
+        Ok(tx) => render(&state, &headers, tx_id, &tx, None, None),
         Err(response) => response,
     }
 }

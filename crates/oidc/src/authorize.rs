@@ -8,10 +8,9 @@
 //! session already satisfies the request, straight back with a code.
 
 use axum::body::Bytes;
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
 use zapini_core::Acr;
 use zapini_core::crypto::{random_token, token_hash};
 use zapini_core::flow::{
@@ -334,21 +333,22 @@ pub(crate) async fn current_session(
     Ok(user.filter(|u| !u.disabled).map(|_| session))
 }
 
-#[derive(Deserialize)]
-pub struct ResumeQuery {
-    authz: Option<String>,
-}
-
 /// `/authorize/continue`: where the login pages send the browser once the
 /// user has authenticated. Finishes the pending authorization if the session
 /// now satisfies it, otherwise returns to the login pages.
 pub async fn resume(
     State(state): State<OidcState>,
     headers: HeaderMap,
-    Query(q): Query<ResumeQuery>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let now = state.clock.now();
-    let Some(id) = q.authz.filter(|id| id.len() <= 64) else {
+    let q = Params::parse(query.unwrap_or_default().as_bytes());
+    let single = q.first_duplicate().is_none();
+    let Some(id) = q
+        .get("authz")
+        .filter(|id| single && id.len() <= 64)
+        .map(str::to_owned)
+    else {
         return error_page(
             &state,
             &headers,

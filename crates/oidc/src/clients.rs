@@ -132,18 +132,35 @@ fn loopback_match(registered: &str, presented: &str) -> bool {
     if !is_loopback_ip(&reg) || !is_loopback_ip(&pre) {
         return false;
     }
+    // The presented authority must be exactly host[:port]: no userinfo, no
+    // backslash, which parsers disagree about.
+    if !pre.username().is_empty() || pre.password().is_some() {
+        return false;
+    }
     // Compare everything but the port, on the original strings so that no
     // normalisation (case, dot-segments, escapes) can make two URIs equal.
-    strip_port(registered) == strip_port(presented)
+    match (strip_port(registered), strip_port(presented)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn strip_port(uri: &str) -> Option<String> {
     let rest = uri.strip_prefix("http://")?;
     let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
     let host = match authority.rfind(':') {
-        Some(i) if !authority[i..].contains(']') => &authority[..i],
+        Some(i) if !authority[i..].contains(']') => {
+            let port = &authority[i + 1..];
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            &authority[..i]
+        }
         _ => authority,
     };
+    if host.contains(['@', '\\']) {
+        return None;
+    }
     Some(format!("http://{host}{path}"))
 }
 
@@ -335,9 +352,21 @@ fn check_client_id(id: &str, report: &mut dyn FnMut(String)) {
 /// http only for loopback during development; private-use schemes for native
 /// apps (RFC 8252 7.1) must contain a dot.
 fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    if uri
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return Err("must not contain spaces, control characters or backslashes".into());
+    }
+    if uri.contains('*') {
+        return Err("wildcards are not supported: redirect URIs are compared exactly".into());
+    }
     let url = Url::parse(uri).map_err(|e| format!("not an absolute URI ({e})"))?;
     if url.fragment().is_some() {
         return Err("must not contain a fragment (RFC 6749 3.1.2)".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain user information (user@host)".into());
     }
     match url.scheme() {
         "https" => Ok(()),

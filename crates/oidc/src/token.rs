@@ -79,6 +79,11 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let (id, secret) = decoded
         .split_once(':')
         .ok_or_else(OAuthError::invalid_client)?;
+    // A raw `&` or `=` cannot appear in a form-urlencoded value; refusing
+    // them keeps the decoding exact.
+    if decoded.contains(['&', '=']) {
+        return Err(OAuthError::invalid_client());
+    }
     let unescape = |s: &str| -> String {
         form_urlencoded::parse(format!("x={s}").as_bytes())
             .next()
@@ -301,5 +306,14 @@ mod tests {
         let (id, secret) = basic_credentials(&headers).unwrap().unwrap();
         assert_eq!(id, "my:client");
         assert_eq!(secret, "s+cr t");
+
+        for raw in ["demo:secret&junk", "demo&x=1:secret"] {
+            let encoded = STANDARD.encode(raw);
+            headers.insert(
+                header::AUTHORIZATION,
+                format!("Basic {encoded}").parse().unwrap(),
+            );
+            assert!(basic_credentials(&headers).is_err(), "{raw}");
+        }
     }
 }

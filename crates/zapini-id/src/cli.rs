@@ -87,6 +87,9 @@ fn read_password() -> anyhow::Result<Secret> {
         .read_to_string(&mut input)
         .context("reading the password from standard input")?;
     let password = input.lines().next().unwrap_or_default().to_owned();
+    if password.trim().is_empty() {
+        bail!("the password must not be only spaces");
+    }
     if password.chars().count() < MIN_PASSWORD_CHARS {
         bail!("the password must be at least {MIN_PASSWORD_CHARS} characters");
     }
@@ -108,6 +111,12 @@ pub async fn users(path: &Path, explicit: bool, cmd: UsersCommand) -> anyhow::Re
         } => {
             if !is_plausible_email(email.trim()) {
                 bail!("{email:?} is not an email address");
+            }
+            let name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+            if let Some(n) = &name
+                && (n.chars().count() > 200 || n.chars().any(char::is_control))
+            {
+                bail!("--name must be at most 200 characters, without control characters");
             }
             let password = read_password()?;
             let hasher = PasswordHasher::new(config.password_policy(), 1)?;

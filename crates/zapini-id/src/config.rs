@@ -19,6 +19,31 @@ const NOT_SETTINGS: &[&str] = &[
 
 const PREFIX: &str = "ZAPINI_ID_";
 
+const DAY: i64 = 24 * 3600;
+
+/// OIDC Core 2 / Discovery 3: a case-sensitive https URL with no query or
+/// fragment; plain http only for a loopback host during development.
+fn check_issuer(issuer: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(issuer)
+        .map_err(|e| anyhow::anyhow!("issuer: not a URL ({e}): {issuer:?}"))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => bail!("issuer: must be an https URL (http only for localhost), got {issuer:?}"),
+    }
+    if issuer.ends_with('/') || url.query().is_some() || url.fragment().is_some() {
+        bail!("issuer: no trailing slash, query or fragment, got {issuer:?}");
+    }
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || issuer.chars().any(char::is_whitespace)
+    {
+        bail!("issuer: no user information or spaces, got {issuer:?}");
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -204,25 +229,26 @@ impl Config {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        let issuer = &self.issuer;
-        // OIDC Discovery 3 / OIDC Core 2: https, no query or fragment; http
-        // only for localhost development.
-        let local =
-            issuer.starts_with("http://localhost") || issuer.starts_with("http://127.0.0.1");
-        if !(issuer.starts_with("https://") || local) {
-            bail!("issuer: must be an https URL (http only for localhost), got {issuer:?}");
-        }
-        if issuer.ends_with('/') || issuer.contains(['?', '#']) {
-            bail!("issuer: no trailing slash, query or fragment, got {issuer:?}");
-        }
+        check_issuer(&self.issuer)?;
         if !(1..=60).contains(&self.tokens.code_ttl) {
             bail!("tokens.code_ttl: must be 1 to 60 seconds");
         }
-        if self.tokens.access_token_ttl < 60 || self.tokens.id_token_ttl < 60 {
-            bail!("tokens: token lifetimes must be at least 60 seconds");
+        for (name, value) in [
+            ("tokens.access_token_ttl", self.tokens.access_token_ttl),
+            ("tokens.id_token_ttl", self.tokens.id_token_ttl),
+        ] {
+            if !(60..=DAY).contains(&value) {
+                bail!("{name}: must be 60 to {DAY} seconds, got {value}");
+            }
         }
-        if self.session.ttl < 300 {
-            bail!("session.ttl: must be at least 300 seconds");
+        if !(300..=30 * DAY).contains(&self.session.ttl) {
+            bail!(
+                "session.ttl: must be 300 seconds to 30 days, got {}",
+                self.session.ttl
+            );
+        }
+        if !(1..=1000).contains(&self.database_pool_size) {
+            bail!("database_pool_size: must be 1 to 1000");
         }
         let policy = self.password_policy();
         if !policy.is_strong_enough() {
@@ -296,6 +322,11 @@ mod tests {
             "issuer = \"https://id.example.com/\"",
             "[tokens]\ncode_ttl = 600",
             "[password]\nmemory_kib = 1024",
+            "issuer = \"http://localhost.evil.example\"",
+            "issuer = \"http://localhostattacker.com:80\"",
+            "issuer = \"https://a b c\"",
+            "[session]\nttl = 9223372036854775807",
+            "[tokens]\naccess_token_ttl = 9223372036854775807",
         ] {
             assert!(Config::from_parts(bad, vars(&[]), "f").is_err(), "{bad}");
         }

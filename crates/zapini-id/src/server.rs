@@ -47,7 +47,8 @@ pub fn init_tracing(format: &str) {
     }
 }
 
-/// Creates the folder of a SQLite database file if it is missing.
+/// Creates the folder (0700) and file (0600) of a SQLite database if they
+/// are missing: the file holds password hashes.
 fn prepare_sqlite(url: &str) -> anyhow::Result<()> {
     let Some(rest) = url.strip_prefix("sqlite://") else {
         return Ok(());
@@ -56,11 +57,27 @@ fn prepare_sqlite(url: &str) -> anyhow::Result<()> {
     if path.is_empty() || path.starts_with(':') {
         return Ok(());
     }
-    if let Some(dir) = Path::new(path)
+    let path = Path::new(path);
+    if let Some(dir) = path
         .parent()
-        .filter(|d| !d.as_os_str().is_empty())
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
     {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if !path.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
     }
     Ok(())
 }
@@ -175,7 +192,8 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
     if store.users().count().await? == 0 {
         tracing::warn!(
             "there are no users yet; create one with: \
-             zapini-id users add --email you@example.com --password-stdin"
+             zapini-id users add --email you@example.com --password-stdin \
+             (from a checkout: cargo run -- users add ...)"
         );
     }
 

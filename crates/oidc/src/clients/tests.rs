@@ -62,7 +62,7 @@ fn problems_name_file_field_and_reason() {
     write(
         &dir,
         "bad.toml",
-        "client_id = \"bad\"\nredirect_uris = [\"http://evil.example/cb\", \"https://x/cb#frag\"]\n\
+        "client_id = \"bad\"\nredirect_uris = [\"http://evil.example/cb\", \"https://x/cb#frag\", \"https://a@b.example/cb\", \"https://*.example/cb\", \"https://x.example/cb\\n\"]\n\
          client_secret_env = \"MISSING\"\nscopes = [\"openid\", \"admin\"]\n",
     );
     write(
@@ -72,7 +72,8 @@ fn problems_name_file_field_and_reason() {
     );
     let errors = ClientRegistry::load_dir(&dir, &no_env).unwrap_err().0;
     let fields: Vec<_> = errors.iter().map(|p| p.field.as_str()).collect();
-    assert!(fields.contains(&"redirect_uris"), "{errors:?}");
+    let bad_uris = fields.iter().filter(|f| **f == "redirect_uris").count();
+    assert_eq!(bad_uris, 5, "{errors:?}");
     assert!(fields.contains(&"scopes"), "{errors:?}");
     assert!(fields.contains(&"client_secret_env"), "{errors:?}");
     let typo = errors
@@ -136,6 +137,9 @@ fn loopback_ip_redirects_may_change_only_the_port() {
     assert!(c.redirect_uri_allowed("http://127.0.0.1:51234/cb"));
     assert!(!c.redirect_uri_allowed("http://127.0.0.1:51234/other"));
     assert!(!c.redirect_uri_allowed("http://127.0.0.2:51234/cb"));
+    assert!(!c.redirect_uri_allowed("http://127.0.0.1:5555\\@evil.example/cb"));
+    assert!(!c.redirect_uri_allowed("http://127.0.0.1:80@127.0.0.1/cb"));
+    assert!(!c.redirect_uri_allowed("http://x@127.0.0.1:80/cb"));
     // `localhost` is not an IP literal; RFC 8252 8.3 advises against it, so
     // it gets no port exception.
     assert!(!c.redirect_uri_allowed("http://localhost:9000/cb"));
