@@ -560,6 +560,17 @@ async fn pages_carry_the_security_headers_and_the_form_works_without_javascript(
     assert_eq!(page.headers["x-content-type-options"], "nosniff");
     assert_eq!(page.headers["referrer-policy"], "no-referrer");
     assert!(page.headers.contains_key("x-request-id"));
+    let forged = http()
+        .get(server.url("/healthz"))
+        .header("x-request-id", "chosen-by-client")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        forged.headers()["x-request-id"],
+        "chosen-by-client",
+        "ids are made by the server"
+    );
     assert!(
         page.body
             .contains("<form method=\"post\" action=\"/login\"")

@@ -256,10 +256,18 @@ fn app(oidc: OidcState, login: LoginState, store: Store, templates: Arc<Template
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::map_request(drop_client_request_id))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(trace)
                 .layer(PropagateRequestIdLayer::new(request_id)),
         )
+}
+
+/// Request ids are made here, not taken from the client, so a client cannot
+/// choose the id its requests are logged under.
+async fn drop_client_request_id(mut request: Request) -> Request {
+    request.headers_mut().remove("x-request-id");
+    request
 }
 
 async fn readyz(State(store): State<Store>) -> Response {
