@@ -142,3 +142,36 @@ pub async fn code_flow(
         callback,
     }
 }
+
+/// Redeems the code in a callback URL with the PKCE verifier, and verifies
+/// the ID token against the nonce; returns the token response and the claims.
+pub async fn redeem(
+    rp: &Rp,
+    callback: &str,
+    verifier: openidconnect::PkceCodeVerifier,
+    nonce: &Nonce,
+) -> (CoreTokenResponse, CoreIdTokenClaims) {
+    let code = query_param(callback, "code").expect("code in the callback");
+    let token = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .expect("token endpoint")
+        .set_pkce_verifier(verifier)
+        .request_async(&http())
+        .await
+        .expect("token response");
+    let claims = token
+        .id_token()
+        .expect("an ID token")
+        .claims(&rp.id_token_verifier(), nonce)
+        .expect("a valid ID token")
+        .clone();
+    (token, claims)
+}
+
+/// The `amr` values of verified ID token claims.
+pub fn amr(claims: &CoreIdTokenClaims) -> Vec<String> {
+    claims
+        .auth_method_refs()
+        .map(|v| v.iter().map(|a| a.to_string()).collect())
+        .unwrap_or_default()
+}

@@ -4,13 +4,11 @@
 //! and the operator's commands.
 
 use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{
-    AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, TokenResponse,
-};
+use openidconnect::{CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge};
 use zapini_id_tests::browser::{Page, hidden_input};
-use zapini_id_tests::rp::discover;
+use zapini_id_tests::rp::{amr, discover, redeem};
 use zapini_id_tests::totp::{ServerClock, code_at, secret_from_page};
-use zapini_id_tests::{Browser, ClientSpec, PASSWORD, Server, http, query_param};
+use zapini_id_tests::{Browser, ClientSpec, PASSWORD, Server, query_param};
 
 const EMAIL: &str = "carla@example.com";
 
@@ -141,27 +139,8 @@ async fn enrolment_then_password_and_code_give_mfa_tokens_to_a_real_relying_part
         query_param(&callback, "state").as_deref(),
         Some(state.secret().as_str())
     );
-    let token = rp
-        .exchange_code(AuthorizationCode::new(
-            query_param(&callback, "code").unwrap(),
-        ))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&http())
-        .await
-        .unwrap();
-    let claims = token
-        .id_token()
-        .unwrap()
-        .claims(&rp.id_token_verifier(), &nonce)
-        .unwrap();
-    let amr: Vec<_> = claims
-        .auth_method_refs()
-        .unwrap()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    assert_eq!(amr, ["pwd", "otp", "mfa"]);
+    let (token, claims) = redeem(&rp, &callback, verifier, &nonce).await;
+    assert_eq!(amr(&claims), ["pwd", "otp", "mfa"]);
     assert_eq!(claims.auth_context_ref().unwrap().as_str(), "mfa");
     let access = zapini_id_tests::jwt_payload(token.access_token().secret());
     assert_eq!(access["acr"], "mfa");
@@ -173,20 +152,7 @@ async fn enrolment_then_password_and_code_give_mfa_tokens_to_a_real_relying_part
     let next_code = code_at(&secret, clock.now() + 30);
     let done = sign_in_with(&mut browser, &url, "totp", &next_code).await;
     let callback = done.location.expect("back to the client");
-    let token = rp
-        .exchange_code(AuthorizationCode::new(
-            query_param(&callback, "code").unwrap(),
-        ))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&http())
-        .await
-        .unwrap();
-    let claims = token
-        .id_token()
-        .unwrap()
-        .claims(&rp.id_token_verifier(), &nonce)
-        .unwrap();
+    let (_, claims) = redeem(&rp, &callback, verifier, &nonce).await;
     assert_eq!(claims.auth_context_ref().unwrap().as_str(), "mfa");
 
     // Third: a recovery code instead of the app.
@@ -194,27 +160,8 @@ async fn enrolment_then_password_and_code_give_mfa_tokens_to_a_real_relying_part
     let mut browser = Browser::new(&server.base);
     let done = sign_in_with(&mut browser, &url, "recovery", &codes[0].to_uppercase()).await;
     let callback = done.location.expect("back to the client");
-    let token = rp
-        .exchange_code(AuthorizationCode::new(
-            query_param(&callback, "code").unwrap(),
-        ))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&http())
-        .await
-        .unwrap();
-    let claims = token
-        .id_token()
-        .unwrap()
-        .claims(&rp.id_token_verifier(), &nonce)
-        .unwrap();
-    let amr: Vec<_> = claims
-        .auth_method_refs()
-        .unwrap()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    assert_eq!(amr, ["pwd", "otp", "mfa"]);
+    let (_, claims) = redeem(&rp, &callback, verifier, &nonce).await;
+    assert_eq!(amr(&claims), ["pwd", "otp", "mfa"]);
 
     // The same recovery code does not work twice.
     let (url, ..) = flow(String::new());
