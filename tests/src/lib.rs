@@ -181,12 +181,25 @@ impl Server {
         server
     }
 
+    /// Waits until `/healthz` answers. A bare TCP connect is not enough: on
+    /// Linux a connect to a free ephemeral port can, rarely, connect to
+    /// itself, so the answer itself is checked.
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = self.base.trim_start_matches("http://localhost:");
+        use std::io::{Read, Write};
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = self.base.trim_start_matches("http://localhost:");
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(format!("127.0.0.1:{addr}")).is_ok() {
-                return;
+            if let Ok(mut stream) = std::net::TcpStream::connect(format!("127.0.0.1:{port}")) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut answer = String::new();
+                let asked = stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n");
+                if asked.is_ok()
+                    && stream.read_to_string(&mut answer).is_ok()
+                    && answer.starts_with("HTTP/1.")
+                    && answer.contains(" 200 ")
+                {
+                    return;
+                }
             }
             std::thread::sleep(Duration::from_millis(25));
         }
