@@ -47,8 +47,6 @@ async fn post_step(
 /// Signs in with a password on a server that requires 2FA and enrols;
 /// returns the TOTP secret, the recovery codes and the final redirect.
 async fn enrol(
-    server: &Server,
-    spec: &ClientSpec,
     clock: &ServerClock,
     browser: &mut Browser,
     url: &str,
@@ -88,8 +86,6 @@ async fn enrol(
         .collect();
     assert_eq!(codes.len(), 10);
     let done = post_step(browser, &codes_page, "/login/finish", &[]).await;
-    let _ = server;
-    let _ = spec;
     (secret, codes, done)
 }
 
@@ -116,7 +112,7 @@ async fn enrolment_then_password_and_code_give_mfa_tokens_to_a_real_relying_part
     let (server, spec, clock) = strict();
     let rp = discover(&server, &spec).await;
 
-    let flow = |browser_url: String| {
+    let flow = || {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = rp
             .authorize_url(
@@ -126,14 +122,13 @@ async fn enrolment_then_password_and_code_give_mfa_tokens_to_a_real_relying_part
             )
             .set_pkce_challenge(challenge)
             .url();
-        let _ = browser_url;
         (url.to_string(), state, nonce, verifier)
     };
 
     // First sign-in: enrolment is part of it.
-    let (url, state, nonce, verifier) = flow(String::new());
+    let (url, state, nonce, verifier) = flow();
     let mut browser = Browser::new(&server.base);
-    let (secret, codes, done) = enrol(&server, &spec, &clock, &mut browser, &url).await;
+    let (secret, codes, done) = enrol(&clock, &mut browser, &url).await;
     let callback = done.location.expect("back to the client");
     assert_eq!(
         query_param(&callback, "state").as_deref(),
@@ -147,7 +142,7 @@ async fn enrolment_then_password_and_code_give_mfa_tokens_to_a_real_relying_part
     assert_eq!(access["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
 
     // Second sign-in in a new browser: password, then the next code.
-    let (url, _, nonce, verifier) = flow(String::new());
+    let (url, _, nonce, verifier) = flow();
     let mut browser = Browser::new(&server.base);
     let next_code = code_at(&secret, clock.now() + 30);
     let done = sign_in_with(&mut browser, &url, "totp", &next_code).await;
@@ -156,7 +151,7 @@ async fn enrolment_then_password_and_code_give_mfa_tokens_to_a_real_relying_part
     assert_eq!(claims.auth_context_ref().unwrap().as_str(), "mfa");
 
     // Third: a recovery code instead of the app.
-    let (url, _, nonce, verifier) = flow(String::new());
+    let (url, _, nonce, verifier) = flow();
     let mut browser = Browser::new(&server.base);
     let done = sign_in_with(&mut browser, &url, "recovery", &codes[0].to_uppercase()).await;
     let callback = done.location.expect("back to the client");
@@ -164,7 +159,7 @@ async fn enrolment_then_password_and_code_give_mfa_tokens_to_a_real_relying_part
     assert_eq!(amr(&claims), ["pwd", "otp", "mfa"]);
 
     // The same recovery code does not work twice.
-    let (url, ..) = flow(String::new());
+    let (url, ..) = flow();
     let again = sign_in_with(&mut Browser::new(&server.base), &url, "recovery", &codes[0]).await;
     assert!(again.location.is_none());
     assert!(again.body.contains("not valid or was already used"));
@@ -196,14 +191,7 @@ async fn enrolment_then_password_and_code_give_mfa_tokens_to_a_real_relying_part
 async fn a_code_is_accepted_once_even_when_two_requests_race() {
     let (server, spec, clock) = strict();
     let url = auth_url(&server, &spec);
-    let (secret, _, _) = enrol(
-        &server,
-        &spec,
-        &clock,
-        &mut Browser::new(&server.base),
-        &url,
-    )
-    .await;
+    let (secret, _, _) = enrol(&clock, &mut Browser::new(&server.base), &url).await;
 
     // Sequentially: the next code works once, then is answered like a wrong one.
     let code = code_at(&secret, clock.now() + 30);
@@ -244,14 +232,7 @@ async fn a_code_is_accepted_once_even_when_two_requests_race() {
 async fn twenty_concurrent_uses_of_one_recovery_code_succeed_once() {
     let (server, spec, clock) = strict();
     let url = auth_url(&server, &spec);
-    let (_, codes, _) = enrol(
-        &server,
-        &spec,
-        &clock,
-        &mut Browser::new(&server.base),
-        &url,
-    )
-    .await;
+    let (_, codes, _) = enrol(&clock, &mut Browser::new(&server.base), &url).await;
 
     let mut browsers = Vec::new();
     for _ in 0..20 {
@@ -302,14 +283,7 @@ async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> V
 async fn one_step_of_skew_is_accepted_and_more_is_not() {
     let (server, spec, clock) = strict();
     let url = auth_url(&server, &spec);
-    let (secret, _, _) = enrol(
-        &server,
-        &spec,
-        &clock,
-        &mut Browser::new(&server.base),
-        &url,
-    )
-    .await;
+    let (secret, _, _) = enrol(&clock, &mut Browser::new(&server.base), &url).await;
 
     // Two tries only: more wrong codes would be throttled.
     for offset in [-90, 90] {
@@ -339,14 +313,7 @@ async fn one_step_of_skew_is_accepted_and_more_is_not() {
 async fn wrong_codes_are_throttled_with_growing_delays() {
     let (server, spec, clock) = strict();
     let url = auth_url(&server, &spec);
-    let (secret, _, _) = enrol(
-        &server,
-        &spec,
-        &clock,
-        &mut Browser::new(&server.base),
-        &url,
-    )
-    .await;
+    let (secret, _, _) = enrol(&clock, &mut Browser::new(&server.base), &url).await;
 
     let mut browser = Browser::new(&server.base);
     let mut page = browser.authorize_with_password(&url, EMAIL, PASSWORD).await;
@@ -374,14 +341,7 @@ async fn wrong_codes_are_throttled_with_growing_delays() {
 async fn a_half_finished_sign_in_reaches_no_token() {
     let (server, spec, clock) = strict();
     let url = auth_url(&server, &spec);
-    enrol(
-        &server,
-        &spec,
-        &clock,
-        &mut Browser::new(&server.base),
-        &url,
-    )
-    .await;
+    enrol(&clock, &mut Browser::new(&server.base), &url).await;
 
     let mut browser = Browser::new(&server.base);
     let first = browser.get(&url).await;
@@ -424,7 +384,7 @@ async fn the_security_area_turns_2fa_off_only_with_a_code_and_lists_sessions_and
     let (server, spec, clock) = strict();
     let url = auth_url(&server, &spec);
     let mut browser = Browser::new(&server.base);
-    let (secret, codes, _) = enrol(&server, &spec, &clock, &mut browser, &url).await;
+    let (secret, codes, _) = enrol(&clock, &mut browser, &url).await;
 
     let page = browser.get("/account/security").await;
     assert_eq!(page.status, 200);
@@ -490,7 +450,7 @@ async fn operator_reset_turns_2fa_off_and_signs_the_user_out() {
     let (server, spec, clock) = strict();
     let url = auth_url(&server, &spec);
     let mut browser = Browser::new(&server.base);
-    enrol(&server, &spec, &clock, &mut browser, &url).await;
+    enrol(&clock, &mut browser, &url).await;
     assert_eq!(browser.get("/account/security").await.status, 200);
 
     let out = server.cli(&["users", "reset-2fa", "--email", EMAIL], "");
@@ -542,7 +502,7 @@ async fn sensitive_changes_need_a_recent_authentication() {
     let (server, spec, mut clock) = strict();
     let url = auth_url(&server, &spec);
     let mut browser = Browser::new(&server.base);
-    let (secret, _, _) = enrol(&server, &spec, &clock, &mut browser, &url).await;
+    let (secret, _, _) = enrol(&clock, &mut browser, &url).await;
     let page = browser.get("/account/security").await;
     let csrf = hidden_input(&page.body, "csrf").unwrap();
 

@@ -22,9 +22,7 @@ use zapini_core::user::User;
 use crate::events::{Origin, record};
 use crate::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use crate::second_factor::{self as factor, SEED_PURPOSE};
-use crate::signin::{
-    error_response, html_headers, lang_for, open_codes, seal_codes, turn_on, unavailable,
-};
+use crate::signin::{error_response, html_headers, lang_for, turn_on, unavailable};
 use crate::{LoginState, cookies};
 
 /// An authentication older than this (seconds) must be repeated before a
@@ -511,8 +509,8 @@ pub async fn recovery_renew(
         json!({}),
     )
     .await;
-    let sealed = seal_codes(&state, &codes).unwrap_or_default();
-    codes_page(&state, &headers, &open_codes(&state, &sealed))
+    let shown: Vec<String> = codes.iter().map(|c| c.expose().to_owned()).collect();
+    codes_page(&state, &headers, &shown)
 }
 
 /// `POST /account/security/password`: the current password, the new one

@@ -327,12 +327,7 @@ fn render(
             )
         }
         Step::Codes { codes_sealed, .. } => {
-            let codes: Vec<String> = state
-                .sealer
-                .open(CODES_PURPOSE, codes_sealed)
-                .ok()
-                .and_then(|raw| serde_json::from_slice(&raw).ok())
-                .unwrap_or_default();
+            let codes = open_codes(state, codes_sealed);
             state.templates.page(
                 "recovery_codes.html",
                 &lang,
@@ -819,7 +814,7 @@ pub(crate) async fn turn_on(
     Ok(codes)
 }
 
-pub(crate) fn seal_codes(
+fn seal_codes(
     state: &LoginState,
     codes: &[Secret],
 ) -> Result<String, zapini_core::crypto::CryptoError> {
@@ -830,7 +825,7 @@ pub(crate) fn seal_codes(
     )
 }
 
-pub(crate) fn open_codes(state: &LoginState, sealed: &str) -> Vec<String> {
+fn open_codes(state: &LoginState, sealed: &str) -> Vec<String> {
     state
         .sealer
         .open(CODES_PURPOSE, sealed)
