@@ -16,10 +16,6 @@
 
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp } from 'node:fs/promises'
-import http from 'node:http'
-import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
@@ -27,24 +23,21 @@ import { promisify } from 'node:util'
 import * as oidc from 'openid-client'
 import { chromium } from 'playwright-core'
 
+import {
+  CHROMIUM,
+  DESKTOP,
+  HAVE_CHROMIUM,
+  LAUNCH_ARGS,
+  NO_CHROMIUM,
+  PHONE,
+  STEP_TIMEOUT_MS,
+  assertAccessible,
+  expectPage,
+  screenshotDir,
+  startClientSite,
+} from './browser.js'
 import { decodeJwt, rpConfig, startServer } from './support.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const HAVE_CHROMIUM = existsSync(CHROMIUM)
-const NO_CHROMIUM = `${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium) to run the browser tests`
-
-const LAUNCH_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
-const DESKTOP = { width: 1280, height: 900 }
-const PHONE = { width: 390, height: 844 }
-const STEP_TIMEOUT_MS = 15_000
 const TOTP_PERIOD = 30
 
 const CLIENT_ID = 'example-app'
@@ -119,17 +112,6 @@ class Authenticator {
   }
 }
 
-/** The relying party's redirect URI: a page on 127.0.0.1 that says "back at the app". */
-function startClientSite() {
-  const server = http.createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
-    res.end('<!doctype html><html lang="en"><title>Example App</title><h1>Back at Example App</h1></html>')
-  })
-  return new Promise((resolve, reject) => {
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve(server))
-  })
-}
 
 describe('two-factor authentication in the browser (Chromium)', () => {
   let server
@@ -144,10 +126,7 @@ describe('two-factor authentication in the browser (Chromium)', () => {
 
   before(async () => {
     if (!HAVE_CHROMIUM) return
-    shotDir = process.env.SCREENSHOT_DIR
-      ? path.resolve(process.env.SCREENSHOT_DIR)
-      : await mkdtemp(path.join(os.tmpdir(), 'zapini-screenshots-'))
-    await mkdir(shotDir, { recursive: true })
+    shotDir = await screenshotDir()
     console.log(`screenshots: ${shotDir}`)
 
     clientSite = await startClientSite()
@@ -189,48 +168,7 @@ describe('two-factor authentication in the browser (Chromium)', () => {
     await page.screenshot({ path: path.join(shotDir, name), fullPage: true })
   }
 
-  /** Waits for the page whose h1 is `title`; says which page came instead. */
-  async function expectPage(page, title) {
-    const h1 = page.getByRole('heading', { level: 1, name: title, exact: true })
-    try {
-      await h1.waitFor()
-    } catch {
-      const shown = await page.locator('h1').allTextContents().catch(() => [])
-      const body = await page.locator('body').innerText().catch(() => '')
-      assert.fail(`expected the page "${title}", got h1 ${JSON.stringify(shown)} at ${page.url()}:\n${body}`)
-    }
-    assert.equal(await page.title(), `${title} · Zapini ID`, 'the tab title names the page')
-  }
 
-  /**
-   * Basic accessibility facts: the document language is set, there is one
-   * h1, and every input a person can reach (not type=hidden, not [hidden];
-   * inputs inside a closed <details> count, they show on one click) has a
-   * label with text or an aria-label.
-   */
-  async function assertAccessible(page, what) {
-    const lang = await page.locator('html').getAttribute('lang')
-    assert.ok(lang && /^[a-z]{2,3}(-[A-Za-z0-9]+)*$/.test(lang), `${what}: html[lang] is set (got ${JSON.stringify(lang)})`)
-    assert.equal(await page.locator('h1').count(), 1, `${what}: one h1`)
-    const inputs = page.locator('input:not([type=hidden]):not([hidden]), select, textarea')
-    const n = await inputs.count()
-    for (let i = 0; i < n; i++) {
-      const input = inputs.nth(i)
-      const facts = await input.evaluate((el) => ({
-        html: el.outerHTML,
-        labels: [...(el.labels ?? [])].map((l) => l.textContent.trim()).filter(Boolean),
-        ariaLabel: (el.getAttribute('aria-label') ?? '').trim(),
-        labelledBy: (el.getAttribute('aria-labelledby') ?? '')
-          .split(/\s+/)
-          .map((id) => document.getElementById(id)?.textContent.trim())
-          .filter(Boolean),
-      }))
-      assert.ok(
-        facts.labels.length + facts.labelledBy.length > 0 || facts.ariaLabel,
-        `${what}: input has a label: ${facts.html}`,
-      )
-    }
-  }
 
   /** A fresh authorization request (PKCE, state, nonce) for the example app. */
   async function authorizationRequest() {
@@ -255,7 +193,7 @@ describe('two-factor authentication in the browser (Chromium)', () => {
     const email = page.getByLabel('Email address')
     const password = page.getByLabel('Password', { exact: true })
     assert.equal(await email.getAttribute('name'), 'username')
-    assert.equal(await email.getAttribute('autocomplete'), 'username')
+    assert.equal(await email.getAttribute('autocomplete'), 'username webauthn')
     assert.equal(await password.getAttribute('name'), 'password')
     assert.equal(await password.getAttribute('type'), 'password')
     assert.equal(await password.getAttribute('autocomplete'), 'current-password')
@@ -263,7 +201,7 @@ describe('two-factor authentication in the browser (Chromium)', () => {
     if (shot) await screenshot(page, shot)
     await email.fill(user.email)
     await password.fill(user.password)
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
   }
 
   /** Waits until the browser is back at the example app; returns that URL. */

@@ -82,8 +82,9 @@ function runCli(args, { env, input }) {
  * Starts a server.
  *
  * clients: [{ client_id, redirect_uris, token_endpoint_auth_method, scopes,
- *             id_token_signed_response_alg, secret?, name? }]
+ *             id_token_signed_response_alg, secret?, name?, require_2fa? }]
  *   `name` is the name the sign-in pages show (default: the client_id).
+ *   `require_2fa: true` makes the client demand a second factor.
  *   A confidential client gets a fresh random secret (or `secret`), handed to
  *   the server through an environment variable (client_secret_env).
  * users: [{ email, name, password, emailVerified }]
@@ -134,6 +135,7 @@ export async function startServer({ clients = [], users = [], productDefault2fa 
       `scopes = ${tomlArray(c.scopes ?? ['openid', 'profile', 'email'])}`,
     ]
     if (c.name !== undefined) lines.push(`name = ${tomlString(c.name)}`)
+    if (c.require_2fa !== undefined) lines.push(`require_2fa = ${c.require_2fa ? 'true' : 'false'}`)
     if (c.id_token_signed_response_alg) {
       lines.push(`id_token_signed_response_alg = ${tomlString(c.id_token_signed_response_alg)}`)
     }

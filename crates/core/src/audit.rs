@@ -18,10 +18,14 @@ pub enum EventKind {
     PasswordChanged,
     SessionSignedOut,
     Throttled,
+    PasskeyAdded,
+    PasskeyRemoved,
+    PasskeyUsed,
+    PasskeyRefused,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::SignInSucceeded,
         EventKind::SignInFailed,
         EventKind::TwoFactorEnabled,
@@ -32,6 +36,10 @@ impl EventKind {
         EventKind::PasswordChanged,
         EventKind::SessionSignedOut,
         EventKind::Throttled,
+        EventKind::PasskeyAdded,
+        EventKind::PasskeyRemoved,
+        EventKind::PasskeyUsed,
+        EventKind::PasskeyRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +54,10 @@ impl EventKind {
             EventKind::PasswordChanged => "password_changed",
             EventKind::SessionSignedOut => "session_signed_out",
             EventKind::Throttled => "throttled",
+            EventKind::PasskeyAdded => "passkey_added",
+            EventKind::PasskeyRemoved => "passkey_removed",
+            EventKind::PasskeyUsed => "passkey_used",
+            EventKind::PasskeyRefused => "passkey_refused",
         }
     }
 

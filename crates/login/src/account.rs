@@ -35,19 +35,19 @@ const ENROLMENT_TTL: i64 = 10 * 60;
 
 /// The CSRF token of forms in the account area: derived from the session
 /// cookie, which a cross-site page cannot read, so nothing extra is stored.
-fn csrf_for(cookie: &str) -> String {
+pub(crate) fn csrf_for(cookie: &str) -> String {
     token_hash(&format!("csrf\0{cookie}"))
 }
 
 /// The signed-in user of this request.
-struct Signed {
-    cookie: String,
-    session: SsoSession,
-    user: User,
+pub(crate) struct Signed {
+    pub(crate) cookie: String,
+    pub(crate) session: SsoSession,
+    pub(crate) user: User,
 }
 
 impl Signed {
-    fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         token_hash(&self.cookie)
     }
 }
@@ -86,7 +86,7 @@ fn to_signin(reauth: bool) -> Response {
 }
 
 /// A posted account form: the user, its fields, CSRF checked.
-async fn posted(
+pub(crate) async fn posted(
     state: &LoginState,
     headers: &HeaderMap,
     body: &[u8],
@@ -186,7 +186,7 @@ pub async fn show(State(state): State<LoginState>, headers: HeaderMap) -> Respon
     }
 }
 
-async fn page(
+pub(crate) async fn page(
     state: &LoginState,
     headers: &HeaderMap,
     signed: &Signed,
@@ -201,9 +201,10 @@ async fn page(
         let remaining = store.recovery_codes().remaining(user_id).await?;
         let sessions = store.sessions().list(user_id, now).await?;
         let events = store.audit().for_user(user_id, 20).await?;
-        Ok::<_, zapini_store::StoreError>((totp, remaining, sessions, events))
+        let passkeys = store.passkeys().list(user_id).await?;
+        Ok::<_, zapini_store::StoreError>((totp, remaining, sessions, events, passkeys))
     };
-    let (totp, remaining, sessions, events) = match loaded.await {
+    let (totp, remaining, sessions, events, passkeys) = match loaded.await {
         Ok(found) => found,
         Err(err) => return unavailable(state, headers, &err),
     };
@@ -233,6 +234,20 @@ async fn page(
         })
         .collect();
 
+    let passkeys: Vec<_> = passkeys
+        .iter()
+        .map(|p| {
+            json!({
+                "id": p.id,
+                "name": p.name,
+                "added": format_time(p.created_at),
+                "last_used": p.last_used_at.map(format_time),
+                "synced": p.backup_eligible,
+                "backed_up": p.backup_state,
+            })
+        })
+        .collect();
+
     let lang = lang_for(state, headers, &[]);
     let html = state.templates.page(
         "security.html",
@@ -244,6 +259,8 @@ async fn page(
             recovery_remaining => remaining,
             sessions => minijinja::Value::from(minijinja::value::Serde(&sessions)),
             events => minijinja::Value::from(minijinja::value::Serde(&events)),
+            passkeys => minijinja::Value::from(minijinja::value::Serde(&passkeys)),
+            fresh => now - signed.session.auth.time <= REAUTH_WINDOW,
             csrf => csrf_for(&signed.cookie),
             methods => signed.session.auth.amr().join(", "),
             acr => signed.session.auth.acr().as_str(),

@@ -8,6 +8,8 @@ pub mod account;
 mod cookies;
 mod events;
 pub mod i18n;
+mod passkey_pages;
+pub mod passkeys;
 pub mod password;
 pub mod second_factor;
 pub mod signin;
@@ -41,6 +43,8 @@ pub struct LoginState {
     /// Whether every password sign-in needs a second factor (enrolling one
     /// first if the user has none).
     pub require_2fa: bool,
+    /// The WebAuthn relying party (rp id, name and allowed origins).
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
 }
 
 /// The login and account routes.
@@ -54,6 +58,11 @@ pub fn router(state: LoginState) -> Router {
         )
         .route("/login/enroll", post(signin::submit_enroll))
         .route("/login/finish", post(signin::submit_finish))
+        .route("/login/passkey", post(passkey_pages::signin_submit))
+        .route(
+            "/login/passkey/options",
+            post(passkey_pages::signin_options),
+        )
         .route("/account", get(account::home))
         .route("/account/security", get(account::show))
         .route("/account/security/totp/start", post(account::totp_start))
@@ -68,6 +77,18 @@ pub fn router(state: LoginState) -> Router {
         .route(
             "/account/security/recovery/renew",
             post(account::recovery_renew),
+        )
+        .route(
+            "/account/security/passkeys",
+            post(passkey_pages::register_submit),
+        )
+        .route(
+            "/account/security/passkeys/options",
+            post(passkey_pages::register_options),
+        )
+        .route(
+            "/account/security/passkeys/remove",
+            post(passkey_pages::remove),
         )
         .route("/account/security/password", post(account::change_password))
         .route("/account/security/sessions/end", post(account::end_session))

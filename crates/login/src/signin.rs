@@ -38,12 +38,18 @@ const CODES_PURPOSE: &str = "recovery-codes-shown-once";
 /// Where a login transaction stands.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
-enum Step {
+pub(crate) enum Step {
     Password,
-    /// Password done; a TOTP or recovery code is due.
+    /// Password done; a TOTP or recovery code, or a passkey, is due.
     SecondFactor {
         user_id: String,
         email: String,
+        /// Whether the user has TOTP (and so recovery codes).
+        #[serde(default = "yes")]
+        totp: bool,
+        /// Whether the user has a passkey to use instead.
+        #[serde(default)]
+        passkey: bool,
     },
     /// Password done; policy wants two factors and the user has none yet.
     Enroll {
@@ -59,21 +65,25 @@ enum Step {
     },
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// A login transaction: one attempt to sign in, in one browser.
 #[derive(Debug, Serialize, Deserialize)]
-struct LoginTx {
+pub(crate) struct LoginTx {
     /// Hash of the browser-binding cookie.
-    binding: String,
-    csrf: Secret,
+    pub(crate) binding: String,
+    pub(crate) csrf: Secret,
     /// The pending authorization this sign-in serves, if any.
-    authz: Option<String>,
+    pub(crate) authz: Option<String>,
     /// Where to go afterwards when not serving an authorization.
-    return_to: Option<String>,
-    ui_locales: Vec<String>,
-    client_name: Option<String>,
-    login_hint: Option<String>,
-    require_2fa: bool,
-    step: Step,
+    pub(crate) return_to: Option<String>,
+    pub(crate) ui_locales: Vec<String>,
+    pub(crate) client_name: Option<String>,
+    pub(crate) login_hint: Option<String>,
+    pub(crate) require_2fa: bool,
+    pub(crate) step: Step,
 }
 
 pub(crate) fn html_headers() -> HeaderMap {
@@ -271,7 +281,7 @@ async fn save(
 }
 
 /// Renders the page of the transaction's current step.
-fn render(
+pub(crate) fn render(
     state: &LoginState,
     headers: &HeaderMap,
     tx_id: &str,
@@ -293,7 +303,11 @@ fn render(
             &lang,
             minijinja::context! { username => tx.login_hint.clone(), ..base },
         ),
-        Step::SecondFactor { .. } => state.templates.page("signin_totp.html", &lang, base),
+        Step::SecondFactor { totp, passkey, .. } => state.templates.page(
+            "signin_totp.html",
+            &lang,
+            minijinja::context! { totp => totp, passkey => passkey, ..base },
+        ),
         Step::Enroll {
             email, seed_sealed, ..
         } => {
@@ -420,15 +434,15 @@ async fn expired(
 }
 
 /// A parsed form of one of the steps, with its transaction.
-struct Submission {
-    form: Params,
-    tx_id: String,
-    tx: LoginTx,
-    origin: Origin,
-    now: i64,
+pub(crate) struct Submission {
+    pub(crate) form: Params,
+    pub(crate) tx_id: String,
+    pub(crate) tx: LoginTx,
+    pub(crate) origin: Origin,
+    pub(crate) now: i64,
 }
 
-async fn submission(
+pub(crate) async fn submission(
     state: &LoginState,
     headers: &HeaderMap,
     peer: SocketAddr,
@@ -472,7 +486,7 @@ fn wait_message(state: &LoginState, headers: &HeaderMap, tx: &LoginTx, seconds: 
         .replace("{seconds}", &seconds.to_string())
 }
 
-fn message(state: &LoginState, headers: &HeaderMap, tx: &LoginTx, key: &str) -> String {
+pub(crate) fn message(state: &LoginState, headers: &HeaderMap, tx: &LoginTx, key: &str) -> String {
     let lang = lang_for(state, headers, &tx.ui_locales);
     state.templates.catalog().text(&lang, key).to_owned()
 }
@@ -550,14 +564,24 @@ pub async fn submit(
     };
     let _ = throttle::clear(&state.store, throttle::ACCOUNT_PASSWORD, &account).await;
 
-    let has_totp = match state.store.totps().get(&user.id).await {
-        Ok(t) => t.is_some(),
+    let factors = async {
+        let totp = state.store.totps().get(&user.id).await?.is_some();
+        let passkey = !state.store.passkeys().list(&user.id).await?.is_empty();
+        Ok::<_, zapini_store::StoreError>((totp, passkey))
+    };
+    let (has_totp, has_passkey) = match factors.await {
+        Ok(found) => found,
         Err(err) => return unavailable(&state, &headers, &err),
     };
-    if has_totp {
+    // A user with a passkey but no TOTP uses the passkey as the second
+    // step; enrolling TOTP here would let a password alone add a factor to
+    // an account that already has a stronger one.
+    if has_totp || (has_passkey && s.tx.require_2fa) {
         s.tx.step = Step::SecondFactor {
             user_id: user.id,
             email: user.email,
+            totp: has_totp,
+            passkey: has_passkey,
         };
     } else if s.tx.require_2fa {
         let seed =
@@ -855,7 +879,7 @@ pub async fn submit_finish(
 }
 
 /// The last step: consume the transaction, start the SSO session, go on.
-async fn finish(
+pub(crate) async fn finish(
     state: &LoginState,
     headers: &HeaderMap,
     s: &Submission,

@@ -36,6 +36,8 @@ const PAGES: &[(&str, &str)] = &[
     page!("recovery_codes.html"),
     page!("security.html"),
     page!("error.html"),
+    page!("passkey_signin.html"),
+    page!("passkey_remove.html"),
 ];
 
 const STYLESHEET: &str = include_str!("../../../templates/static/app.css");
@@ -190,6 +192,10 @@ mod tests {
         for (name, _) in PAGES {
             let html = t.render(name, "en", minijinja::context! {}).unwrap();
             assert!(!html.contains("signin."), "{name} shows a raw key");
+            let raw_key = html
+                .match_indices("passkey.")
+                .any(|(i, _)| html[i + 8..].starts_with(|c: char| c.is_ascii_lowercase()));
+            assert!(!raw_key, "{name} shows a raw key");
         }
     }
 

@@ -68,6 +68,21 @@ pub struct Config {
     pub session: Session,
     pub password: Password,
     pub login: Login,
+    pub webauthn: WebAuthn,
+}
+
+/// Where passkeys work. Unset values follow the issuer: its host is the
+/// relying-party id and its origin the one allowed origin.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebAuthn {
+    /// The relying-party id: the issuer's host or a registrable domain above
+    /// it (`example.com` lets `auth.example.com` serve passkeys for it).
+    pub rp_id: Option<String>,
+    /// The name authenticators show; the product name when unset.
+    pub rp_name: Option<String>,
+    /// Origins whose pages may use the passkeys (scheme, host, port).
+    pub origins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +140,7 @@ impl Default for Config {
             session: Session::default(),
             password: Password::default(),
             login: Login::default(),
+            webauthn: WebAuthn::default(),
         }
     }
 }
@@ -259,7 +275,35 @@ impl Config {
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!("log_format: must be \"text\" or \"json\"");
         }
+        self.passkeys().check().map_err(anyhow::Error::msg)?;
         Ok(())
+    }
+
+    /// The passkey settings, defaults filled in from the issuer.
+    pub fn passkeys(&self) -> zapini_login::passkeys::Settings {
+        let issuer = url::Url::parse(&self.issuer).ok();
+        let rp_id = self.webauthn.rp_id.clone().unwrap_or_else(|| {
+            issuer
+                .as_ref()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_default()
+        });
+        let origins = if self.webauthn.origins.is_empty() {
+            issuer
+                .map(|u| vec![u.origin().ascii_serialization()])
+                .unwrap_or_default()
+        } else {
+            self.webauthn.origins.clone()
+        };
+        zapini_login::passkeys::Settings {
+            rp_id,
+            rp_name: self
+                .webauthn
+                .rp_name
+                .clone()
+                .unwrap_or_else(|| self.product_name.clone()),
+            origins,
+        }
     }
 
     pub fn password_policy(&self) -> zapini_login::PasswordPolicy {
@@ -330,5 +374,31 @@ mod tests {
         ] {
             assert!(Config::from_parts(bad, vars(&[]), "f").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn passkeys_follow_the_issuer_unless_configured() {
+        let config =
+            Config::from_parts("issuer = \"https://auth.example.com\"", vars(&[]), "f").unwrap();
+        let passkeys = config.passkeys();
+        assert_eq!(passkeys.rp_id, "auth.example.com");
+        assert_eq!(passkeys.origins, ["https://auth.example.com"]);
+        let config = Config::from_parts(
+            "issuer = \"https://auth.example.com\"\n[webauthn]\nrp_id = \"example.com\"\n",
+            vars(&[]),
+            "f",
+        )
+        .unwrap();
+        assert_eq!(config.passkeys().rp_id, "example.com");
+        let err = Config::from_parts(
+            "issuer = \"https://auth.example.com\"\n[webauthn]\nrp_id = \"other.com\"\n",
+            vars(&[]),
+            "f",
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("webauthn.origins"), "{err:#}");
+        let err =
+            Config::from_parts("issuer = \"http://127.0.0.1:8080\"", vars(&[]), "f").unwrap_err();
+        assert!(format!("{err:#}").contains("webauthn.rp_id"), "{err:#}");
     }
 }

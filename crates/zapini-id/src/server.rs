@@ -174,6 +174,12 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         session_ttl: config.session.ttl,
         sealer,
         require_2fa: config.login.require_2fa,
+        webauthn: Arc::new(
+            config
+                .passkeys()
+                .relying_party()
+                .map_err(anyhow::Error::msg)?,
+        ),
     };
     let client_count = oidc.clients.len();
     let app = app(oidc, login, store.clone(), templates);

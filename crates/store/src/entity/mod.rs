@@ -2,6 +2,7 @@
 
 pub mod audit_event;
 pub mod ephemeral;
+pub mod passkey;
 pub mod recovery_code;
 pub mod signing_key;
 pub mod totp;
