@@ -11,6 +11,7 @@ mod m20261204_000003_ephemeral;
 mod m20261204_000004_totp;
 mod m20261204_000005_recovery_codes;
 mod m20261204_000006_audit_events;
+mod m20261204_000010_refresh_tokens;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000004_totp::Migration),
             Box::new(m20261204_000005_recovery_codes::Migration),
             Box::new(m20261204_000006_audit_events::Migration),
+            Box::new(m20261204_000010_refresh_tokens::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ mod entity;
 mod ephemeral;
 mod error;
 mod keys;
+mod refresh;
 mod second_factor;
 mod sessions;
 mod users;
@@ -22,6 +23,7 @@ pub use audit::Audit;
 pub use ephemeral::Ephemeral;
 pub use error::StoreError;
 pub use keys::{SigningKeyRow, SigningKeys};
+pub use refresh::{RefreshToken, RefreshTokens, Taken};
 pub use second_factor::{RecoveryCodes, TotpCredential, Totps};
 pub use sessions::{SessionRef, Sessions};
 pub use users::{NewUser, UserWithPassword, Users};
@@ -68,6 +70,10 @@ impl Store {
 
     pub fn recovery_codes(&self) -> RecoveryCodes<'_> {
         RecoveryCodes::new(&self.db)
+    }
+
+    pub fn refresh_tokens(&self) -> RefreshTokens<'_> {
+        RefreshTokens::new(&self.db)
     }
 
     pub fn audit(&self) -> Audit<'_> {
