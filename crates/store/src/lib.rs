@@ -84,6 +84,22 @@ impl Store {
         Sessions::new(&self.ephemeral)
     }
 
+    /// Revokes the refresh tokens that came from the user's SSO session
+    /// with this key (the hash of its cookie). Call it before ending the
+    /// session, while the user's session index still names it.
+    pub async fn revoke_session_refresh_tokens(
+        &self,
+        user_id: &str,
+        session_key: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let sessions = self.sessions().list(user_id, now).await?;
+        match sessions.iter().find(|s| s.key == session_key) {
+            Some(session) => self.refresh_tokens().revoke_sid(&session.sid, now).await,
+            None => Ok(0),
+        }
+    }
+
     pub fn ephemeral(&self) -> &Ephemeral {
         &self.ephemeral
     }
