@@ -2,20 +2,18 @@
 //! stored by their hash, rotated on every use. A rotated token presented
 //! again revokes its whole family, and with it the family's access tokens.
 
-use axum::Json;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use axum::response::Response;
 use zapini_core::Secret;
 use zapini_core::crypto::{random_token, token_hash};
-use zapini_core::flow::{AuthorizationCode, Grant, ns};
+use zapini_core::flow::{AuthorizationCode, Grant};
 use zapini_core::form::Params;
 use zapini_store::{RefreshToken, Taken};
 
 use crate::OidcState;
 use crate::clients::Client;
-use crate::error::{OAuthError, no_store};
-use crate::token::{new_grant_id, signing_failed};
-use crate::tokens::{UserGrant, mint};
+use crate::error::OAuthError;
+use crate::token::{new_grant_id, store_grant, user_tokens};
+use crate::tokens::UserGrant;
 
 /// Our refresh tokens are 43 characters; anything much longer is not one,
 /// and is refused before it is hashed and looked up.
@@ -105,12 +103,7 @@ pub(crate) async fn grant(
         family: Some(old.family_id.clone()),
         for_client: false,
     };
-    state
-        .store
-        .ephemeral()
-        .put(ns::GRANT, &grant_id, &grant, grant.expires_at)
-        .await
-        .map_err(|_| OAuthError::unavailable())?;
+    store_grant(state, &grant_id, &grant).await?;
 
     // OIDC Core 12.2: the original authentication event, no nonce.
     let issued = UserGrant {
@@ -120,20 +113,9 @@ pub(crate) async fn grant(
         sid: &old.sid,
         nonce: None,
     };
-    let minted = mint(state, client, &issued, &grant_id, now).map_err(signing_failed)?;
+    let response = user_tokens(state, client, &issued, &grant_id, Some(next), now)?;
     tracing::info!(client_id = %client.client_id, user_id = %user.id, "tokens refreshed");
-
-    let mut body = json!({
-        "access_token": minted.access_token,
-        "token_type": "Bearer",
-        "expires_in": minted.expires_in,
-        "refresh_token": next.expose(),
-        "scope": scope.join(" "),
-    });
-    if let Some(id_token) = minted.id_token {
-        body["id_token"] = id_token.into();
-    }
-    Ok((no_store(), Json(body)).into_response())
+    Ok(response)
 }
 
 /// Spends the presented token. A replay of a spent one revokes its family

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use zapini_core::Secret;
 use zapini_core::crypto::{b64url, ct_eq, random_token, sha256, token_hash};
 use zapini_core::flow::{AuthorizationCode, Grant, ns};
 use zapini_core::form::Params;
@@ -79,36 +80,7 @@ async fn authorization_code(
     let code_key = token_hash(code);
     // The grant's id is derived from the code, so that a replay finds it.
     let grant_id = token_hash(&code_key);
-    let eph = state.store.ephemeral();
-
-    // Taking the code is atomic: of concurrent redemptions exactly one wins.
-    let taken: Option<AuthorizationCode> = eph
-        .take(ns::CODE, &code_key, now)
-        .await
-        .map_err(|_| OAuthError::unavailable())?;
-    let Some(record) = taken else {
-        revoke_replayed(state, code, &code_key, &grant_id, now).await;
-        return Err(OAuthError::invalid_grant(
-            "the code is invalid, expired or already used",
-        ));
-    };
-
-    if record.client_id != client.client_id {
-        return Err(OAuthError::invalid_grant(
-            "the code was issued to another client",
-        ));
-    }
-    // RFC 6749 4.1.3: redirect_uri must be identical to the one authorized.
-    if params.get("redirect_uri") != Some(record.redirect_uri.as_str()) {
-        return Err(OAuthError::invalid_grant(
-            "redirect_uri does not match the authorization request",
-        ));
-    }
-    check_pkce(
-        record.code_challenge.as_deref(),
-        params.get("code_verifier"),
-    )?;
-
+    let record = redeem(state, client, params, code, &code_key, &grant_id, now).await?;
     let user = state
         .store
         .users()
@@ -136,23 +108,8 @@ async fn authorization_code(
         family: refresh_token.as_ref().map(|_| grant_id.clone()),
         for_client: false,
     };
-    eph.put(ns::GRANT, &grant_id, &grant, grant.expires_at)
-        .await
-        .map_err(|_| OAuthError::unavailable())?;
-    // A replay racing this redemption has left its mark by now, or will find
-    // the grant and delete it: either way the access token does not stay
-    // valid. This redemption still gets its answer, as it would have had it
-    // come a moment earlier: exactly one redemption succeeds.
-    let replayed = eph.get::<bool>(ns::REPLAYED_CODE, &code_key, now).await;
-    if !matches!(replayed, Ok(None)) {
-        let _ = eph.delete(ns::GRANT, &grant_id).await;
-        let _ = state
-            .store
-            .refresh_tokens()
-            .revoke_family(&grant_id, now)
-            .await;
-        tracing::warn!("authorization code replayed during its redemption; tokens revoked");
-    }
+    store_grant(state, &grant_id, &grant).await?;
+    revoke_if_replayed_meanwhile(state, &code_key, &grant_id, now).await;
 
     let issued = UserGrant {
         user: &user,
@@ -161,16 +118,100 @@ async fn authorization_code(
         sid: &record.sid,
         nonce: record.nonce.as_deref(),
     };
-    let minted = mint(state, client, &issued, &grant_id, now).map_err(signing_failed)?;
+    let response = user_tokens(state, client, &issued, &grant_id, refresh_token, now)?;
     tracing::info!(client_id = %client.client_id, user_id = %user.id, "tokens issued for a code");
+    Ok(response)
+}
 
+/// Takes the code atomically (of concurrent redemptions exactly one wins)
+/// and checks it against the request.
+async fn redeem(
+    state: &OidcState,
+    client: &Client,
+    params: &Params,
+    code: &str,
+    code_key: &str,
+    grant_id: &str,
+    now: i64,
+) -> Result<AuthorizationCode, OAuthError> {
+    let taken: Option<AuthorizationCode> = state
+        .store
+        .ephemeral()
+        .take(ns::CODE, code_key, now)
+        .await
+        .map_err(|_| OAuthError::unavailable())?;
+    let Some(record) = taken else {
+        revoke_replayed(state, code, code_key, grant_id, now).await;
+        return Err(OAuthError::invalid_grant(
+            "the code is invalid, expired or already used",
+        ));
+    };
+
+    if record.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant(
+            "the code was issued to another client",
+        ));
+    }
+    // RFC 6749 4.1.3: redirect_uri must be identical to the one authorized.
+    if params.get("redirect_uri") != Some(record.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    check_pkce(
+        record.code_challenge.as_deref(),
+        params.get("code_verifier"),
+    )?;
+    Ok(record)
+}
+
+/// A replay racing this redemption has left its mark by now, or will find
+/// the grant and delete it: either way the access token does not stay valid.
+/// This redemption still gets its answer, as it would have had it come a
+/// moment earlier: exactly one redemption succeeds.
+async fn revoke_if_replayed_meanwhile(state: &OidcState, code_key: &str, grant_id: &str, now: i64) {
+    let eph = state.store.ephemeral();
+    let replayed = eph.get::<bool>(ns::REPLAYED_CODE, code_key, now).await;
+    if !matches!(replayed, Ok(None)) {
+        let _ = eph.delete(ns::GRANT, grant_id).await;
+        let refresh = state.store.refresh_tokens();
+        let _ = refresh.revoke_family(grant_id, now).await;
+        tracing::warn!("authorization code replayed during its redemption; tokens revoked");
+    }
+}
+
+pub(crate) async fn store_grant(
+    state: &OidcState,
+    grant_id: &str,
+    grant: &Grant,
+) -> Result<(), OAuthError> {
+    state
+        .store
+        .ephemeral()
+        .put(ns::GRANT, grant_id, grant, grant.expires_at)
+        .await
+        .map_err(|_| OAuthError::unavailable())
+}
+
+/// The successful answer of a user grant (RFC 6749 5.1, OIDC Core 3.1.3.3).
+pub(crate) fn user_tokens(
+    state: &OidcState,
+    client: &Client,
+    issued: &UserGrant<'_>,
+    grant_id: &str,
+    refresh_token: Option<Secret>,
+    now: i64,
+) -> Result<Response, OAuthError> {
+    let minted = mint(state, client, issued, grant_id, now).map_err(signing_failed)?;
     let mut body = json!({
         "access_token": minted.access_token,
         "token_type": "Bearer",
         "expires_in": minted.expires_in,
-        "id_token": minted.id_token,
-        "scope": record.scope.join(" "),
+        "scope": issued.scope.join(" "),
     });
+    if let Some(id_token) = minted.id_token {
+        body["id_token"] = id_token.into();
+    }
     if let Some(token) = refresh_token {
         body["refresh_token"] = token.expose().into();
     }
@@ -217,12 +258,7 @@ async fn client_credentials(
         family: None,
         for_client: true,
     };
-    state
-        .store
-        .ephemeral()
-        .put(ns::GRANT, &grant_id, &grant, grant.expires_at)
-        .await
-        .map_err(|_| OAuthError::unavailable())?;
+    store_grant(state, &grant_id, &grant).await?;
     let access_token =
         mint_for_client(state, client, &scope, &grant_id, now).map_err(signing_failed)?;
     tracing::info!(client_id = %client.client_id, "token issued for client credentials");
