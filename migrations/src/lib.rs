@@ -12,6 +12,7 @@ mod m20261204_000004_totp;
 mod m20261204_000005_recovery_codes;
 mod m20261204_000006_audit_events;
 mod m20261204_000007_passkeys;
+mod m20261204_000008_refresh_tokens;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000005_recovery_codes::Migration),
             Box::new(m20261204_000006_audit_events::Migration),
             Box::new(m20261204_000007_passkeys::Migration),
+            Box::new(m20261204_000008_refresh_tokens::Migration),
         ]
     }
 }

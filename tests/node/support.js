@@ -82,7 +82,11 @@ function runCli(args, { env, input }) {
  * Starts a server.
  *
  * clients: [{ client_id, redirect_uris, token_endpoint_auth_method, scopes,
- *             id_token_signed_response_alg, secret?, name?, require_2fa? }]
+ *             id_token_signed_response_alg, secret?, name?, grant_types?,
+ *             jwks?, privateKey?, require_2fa? }]
+ *   `grant_types` and `jwks` (a JWK Set object, for private_key_jwt) go to
+ *   the client file as they are; `privateKey` ({ key: CryptoKey, kid }) is
+ *   what rpConfig signs private_key_jwt assertions with.
  *   `name` is the name the sign-in pages show (default: the client_id).
  *   `require_2fa: true` makes the client demand a second factor.
  *   A confidential client gets a fresh random secret (or `secret`), handed to
@@ -139,8 +143,10 @@ export async function startServer({ clients = [], users = [], productDefault2fa 
     if (c.id_token_signed_response_alg) {
       lines.push(`id_token_signed_response_alg = ${tomlString(c.id_token_signed_response_alg)}`)
     }
+    if (c.grant_types) lines.push(`grant_types = ${tomlArray(c.grant_types)}`)
+    if (c.jwks) lines.push(`jwks = ${tomlString(JSON.stringify(c.jwks))}`)
     let secret
-    if (method !== 'none') {
+    if (method.startsWith('client_secret')) {
       secret = c.secret ?? randomSecret()
       const envName = `ZAPINI_NODE_TEST_CLIENT_SECRET_${i}`
       secretEnv[envName] = secret
@@ -425,6 +431,9 @@ export async function rpConfig(server, clientId) {
       break
     case 'none':
       auth = oidc.None()
+      break
+    case 'private_key_jwt':
+      auth = oidc.PrivateKeyJwt(c.privateKey)
       break
     default:
       throw new Error(`no client auth for ${c.token_endpoint_auth_method}`)

@@ -66,7 +66,7 @@ pub struct ClientSpec {
     pub redirect_uri: String,
     pub alg: &'static str,
     /// More lines for the client file.
-    pub extra: &'static str,
+    pub extra: String,
 }
 
 impl ClientSpec {
@@ -77,7 +77,7 @@ impl ClientSpec {
             auth_method: "client_secret_basic",
             redirect_uri: format!("https://{id}.example.com/callback"),
             alg: "RS256",
-            extra: "",
+            extra: String::new(),
         }
     }
 
@@ -86,8 +86,8 @@ impl ClientSpec {
         self
     }
 
-    pub fn with_extra(mut self, lines: &'static str) -> Self {
-        self.extra = lines;
+    pub fn with_extra(mut self, lines: impl Into<String>) -> Self {
+        self.extra = lines.into();
         self
     }
 
@@ -97,10 +97,10 @@ impl ClientSpec {
     }
 
     fn toml(&self) -> String {
-        let secret = if self.auth_method == "none" {
-            String::new()
-        } else {
+        let secret = if self.auth_method.starts_with("client_secret") {
             "client_secret_env = \"TEST_CLIENT_SECRET\"\n".to_owned()
+        } else {
+            String::new()
         };
         format!(
             "client_id = \"{}\"\nname = \"App {}\"\nredirect_uris = [\"{}\"]\n\
@@ -137,6 +137,17 @@ impl Server {
         Self::launch(
             clients,
             extra_config,
+            &[("ZAPINI_ID_TEST_CLOCK_START", start.as_str())],
+        )
+    }
+
+    /// Starts a server like [`Server::start`] whose clock starts at
+    /// `clock_start` and can be moved ahead (see `totp::ServerClock`).
+    pub fn start_with_clock(clients: &[ClientSpec], extra_config: &str, clock_start: i64) -> Self {
+        let start = clock_start.to_string();
+        Self::launch(
+            clients,
+            &format!("{extra_config}\n[login]\nrequire_2fa = false\n"),
             &[("ZAPINI_ID_TEST_CLOCK_START", start.as_str())],
         )
     }

@@ -28,7 +28,10 @@ pub async fn discover(server: &Server, spec: &ClientSpec) -> Rp {
     let metadata = CoreProviderMetadata::discover_async(issuer, &http())
         .await
         .expect("discovery");
-    let secret = (spec.auth_method != "none").then(|| ClientSecret::new(SECRET.into()));
+    let secret = spec
+        .auth_method
+        .starts_with("client_secret")
+        .then(|| ClientSecret::new(SECRET.into()));
     let client =
         CoreClient::from_provider_metadata(metadata, ClientId::new(spec.id.clone()), secret)
             .set_redirect_uri(RedirectUrl::new(spec.redirect_uri.clone()).expect("redirect URI"));

@@ -53,6 +53,8 @@ pub mod ns {
     pub const CODE: &str = "code";
     pub const REPLAYED_CODE: &str = "replayed_code";
     pub const GRANT: &str = "grant";
+    /// `jti`s of `private_key_jwt` client assertions, until they expire.
+    pub const CLIENT_ASSERTION: &str = "client_assertion_jti";
 }
 
 /// A validated authorization request waiting for the user to authenticate.
@@ -120,15 +122,23 @@ pub struct AuthorizationCode {
     pub expires_at: UnixTime,
 }
 
-/// A grant: what one code redemption issued. Tokens carry its id as `jti`;
+/// A grant: what one token response issued. Tokens carry its id as `jti`;
 /// deleting the grant revokes them (RFC 6749 4.1.2: a code used twice revokes
 /// the tokens issued from it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Grant {
     pub client_id: String,
+    /// The user; for a `client_credentials` grant, the client itself.
     pub user_id: String,
     pub scope: Vec<String>,
     pub expires_at: UnixTime,
+    /// The refresh-token family issued with this grant, if any: revoking
+    /// the family revokes this grant's access tokens too (RFC 7009 2.1).
+    #[serde(default)]
+    pub family: Option<String>,
+    /// Issued to a client for itself (RFC 6749 4.4), with no user behind it.
+    #[serde(default)]
+    pub for_client: bool,
 }
 
 /// Renders the plain error page a browser sees when the request cannot be

@@ -594,6 +594,8 @@ pub async fn change_password(
             .users()
             .set_password_hash(&signed.user.id, &hash, now)
             .await?;
+        let tokens = state.store.refresh_tokens();
+        tokens.revoke_user(&signed.user.id, now).await?;
         state
             .store
             .sessions()
@@ -628,6 +630,12 @@ pub async fn end_session(
     };
     let now = state.clock.now();
     let key = form.get("session").unwrap_or_default().to_owned();
+    let revoked = state
+        .store
+        .revoke_session_refresh_tokens(&signed.user.id, &key, now);
+    if let Err(err) = revoked.await {
+        return unavailable(&state, &headers, &err);
+    }
     match state.store.sessions().end(&signed.user.id, &key, now).await {
         Ok(true) => {}
         Ok(false) => {
@@ -678,6 +686,10 @@ pub async fn logout(State(state): State<LoginState>, headers: HeaderMap, body: B
         Err(response) => return response,
     };
     let now = state.clock.now();
+    let revoked = state.store.refresh_tokens();
+    if let Err(err) = revoked.revoke_sid(&signed.session.sid, now).await {
+        return unavailable(&state, &headers, &err);
+    }
     if let Err(err) = state
         .store
         .sessions()

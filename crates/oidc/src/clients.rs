@@ -7,8 +7,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde_json::Value;
 use url::Url;
 use zapini_core::crypto::{b64url_decode, ct_eq, sha256};
+
+use crate::assertion::{ClientKey, parse_jwks};
 
 /// How a client authenticates at the token endpoint (RFC 6749 2.3, OIDC Core 9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -16,6 +19,8 @@ use zapini_core::crypto::{b64url_decode, ct_eq, sha256};
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with one of the client's own keys (OIDC Core 9).
+    PrivateKeyJwt,
     /// A public client: no secret, PKCE required.
     None,
 }
@@ -25,6 +30,7 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
             AuthMethod::None => "none",
         }
     }
@@ -34,7 +40,36 @@ impl AuthMethod {
 pub const SIGNING_ALGS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
 
 /// Scopes the server knows; a client may be allowed a subset.
-pub const KNOWN_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+/// `offline_access` (OIDC Core 11) asks for a refresh token.
+pub const KNOWN_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// The grants a client may use (RFC 7591 2 `grant_types`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] = [
+        GrantType::AuthorizationCode,
+        GrantType::RefreshToken,
+        GrantType::ClientCredentials,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == value)
+    }
+}
 
 /// A client file as written by the operator.
 #[derive(Debug, Deserialize)]
@@ -42,12 +77,21 @@ pub const KNOWN_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 struct ClientFile {
     client_id: String,
     name: Option<String>,
+    #[serde(default)]
     redirect_uris: Vec<String>,
+    #[serde(default = "default_grant_types")]
+    grant_types: Vec<String>,
     #[serde(default = "default_auth_method")]
     token_endpoint_auth_method: AuthMethod,
     client_secret_env: Option<String>,
     client_secret_file: Option<PathBuf>,
     client_secret_hash: Option<String>,
+    /// The client's public keys for `private_key_jwt`: a JWK Set as a TOML
+    /// table or as a JSON string.
+    jwks: Option<Value>,
+    /// Fetching keys from a URL is not supported yet; named so that the
+    /// error says so instead of "unknown field".
+    jwks_uri: Option<String>,
     #[serde(default = "default_scopes")]
     scopes: Vec<String>,
     #[serde(default = "default_alg")]
@@ -65,7 +109,11 @@ fn default_auth_method() -> AuthMethod {
 }
 
 fn default_scopes() -> Vec<String> {
-    KNOWN_SCOPES.iter().map(|s| s.to_string()).collect()
+    ["openid", "profile", "email"].map(String::from).to_vec()
+}
+
+fn default_grant_types() -> Vec<String> {
+    vec![GrantType::AuthorizationCode.as_str().to_owned()]
 }
 
 fn default_alg() -> String {
@@ -81,6 +129,9 @@ pub struct Client {
     pub auth_method: AuthMethod,
     /// SHA-256 of the secret; `None` for public clients.
     secret_hash: Option<[u8; 32]>,
+    /// Public keys for `private_key_jwt`; empty for other methods.
+    pub keys: Vec<ClientKey>,
+    pub grant_types: Vec<GrantType>,
     pub scopes: Vec<String>,
     pub id_token_alg: String,
     pub access_token_alg: String,
@@ -102,6 +153,10 @@ impl fmt::Debug for Client {
 impl Client {
     pub fn is_public(&self) -> bool {
         self.auth_method == AuthMethod::None
+    }
+
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
     }
 
     /// Compares a presented secret with the stored hash in constant time.
@@ -289,7 +344,9 @@ fn load_file(
             problems.push(problem("redirect_uris", format!("{uri:?}: {reason}")));
         }
     }
-    if raw.redirect_uris.is_empty() {
+    let grant_types = check_grant_types(&raw, &mut |field, r| problems.push(problem(field, r)));
+    let uses_code = grant_types.contains(&GrantType::AuthorizationCode);
+    if uses_code && raw.redirect_uris.is_empty() {
         problems.push(problem(
             "redirect_uris",
             "at least one redirect URI is required".into(),
@@ -304,9 +361,16 @@ fn load_file(
             problems.push(problem("scopes", reason));
         }
     }
-    if !raw.scopes.iter().any(|s| s == "openid") {
+    if uses_code && !raw.scopes.iter().any(|s| s == "openid") {
         problems.push(problem("scopes", "must include \"openid\"".into()));
     }
+    let keys = match client_keys(&raw) {
+        Ok(keys) => keys,
+        Err((field, reason)) => {
+            problems.push(problem(field, reason));
+            Vec::new()
+        }
+    };
     if !SIGNING_ALGS.contains(&raw.id_token_signed_response_alg.as_str()) {
         let reason = format!("must be one of {}", SIGNING_ALGS.join(", "));
         problems.push(problem("id_token_signed_response_alg", reason));
@@ -333,12 +397,82 @@ fn load_file(
         redirect_uris: raw.redirect_uris,
         auth_method: raw.token_endpoint_auth_method,
         secret_hash,
+        keys,
+        grant_types,
         scopes: raw.scopes,
         id_token_alg: raw.id_token_signed_response_alg,
         access_token_alg: raw.access_token_signed_response_alg,
         require_2fa: raw.require_2fa,
         source: file.to_owned(),
     })
+}
+
+/// Known grant types only; `client_credentials` only for a client that can
+/// authenticate (RFC 6749 4.4); refresh tokens only with the code flow and
+/// the `offline_access` scope, which the client must ask for (OIDC Core 11).
+fn check_grant_types(raw: &ClientFile, report: &mut dyn FnMut(&str, String)) -> Vec<GrantType> {
+    let mut grants = Vec::new();
+    for name in &raw.grant_types {
+        match GrantType::parse(name) {
+            Some(g) if !grants.contains(&g) => grants.push(g),
+            Some(_) => {}
+            None => {
+                let known: Vec<_> = GrantType::ALL.iter().map(|g| g.as_str()).collect();
+                let reason = format!("unknown grant type {name:?}; known: {}", known.join(", "));
+                report("grant_types", reason);
+            }
+        }
+    }
+    if grants.is_empty() {
+        report("grant_types", "at least one grant type is required".into());
+    }
+    let public = raw.token_endpoint_auth_method == AuthMethod::None;
+    if public && grants.contains(&GrantType::ClientCredentials) {
+        report(
+            "grant_types",
+            "client_credentials needs a client that authenticates, not a public one".into(),
+        );
+    }
+    let refresh = grants.contains(&GrantType::RefreshToken);
+    if refresh && !grants.contains(&GrantType::AuthorizationCode) {
+        report(
+            "grant_types",
+            "refresh_token needs authorization_code: refresh tokens come from a sign-in".into(),
+        );
+    }
+    let offline = raw.scopes.iter().any(|s| s == "offline_access");
+    if refresh != offline {
+        report(
+            "scopes",
+            "\"offline_access\" in scopes and \"refresh_token\" in grant_types go together".into(),
+        );
+    }
+    grants
+}
+
+/// The keys of a `private_key_jwt` client, from `jwks` inline.
+fn client_keys(raw: &ClientFile) -> Result<Vec<ClientKey>, (&'static str, String)> {
+    if raw.jwks_uri.is_some() {
+        return Err((
+            "jwks_uri",
+            "not supported yet: give the public keys inline in jwks".into(),
+        ));
+    }
+    let uses_keys = raw.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt;
+    match (&raw.jwks, uses_keys) {
+        (None, false) => Ok(Vec::new()),
+        (None, true) => Err((
+            "jwks",
+            "private_key_jwt needs the client's public keys".into(),
+        )),
+        (Some(_), false) => Err(("jwks", "used only with private_key_jwt".into())),
+        (Some(Value::String(json)), true) => {
+            let value: Value =
+                serde_json::from_str(json).map_err(|e| ("jwks", format!("not JSON: {e}")))?;
+            parse_jwks(&value).map_err(|e| ("jwks", e))
+        }
+        (Some(value), true) => parse_jwks(value).map_err(|e| ("jwks", e)),
+    }
 }
 
 fn check_client_id(id: &str, report: &mut dyn FnMut(String)) {
@@ -402,6 +536,15 @@ fn secret_hash(
             _ => Err(problem(
                 "token_endpoint_auth_method",
                 "a public client (none) has no secret",
+            )),
+        };
+    }
+    if raw.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt {
+        return match given {
+            0 => Ok(None),
+            _ => Err(problem(
+                "token_endpoint_auth_method",
+                "a private_key_jwt client has keys, not a secret",
             )),
         };
     }

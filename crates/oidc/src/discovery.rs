@@ -7,7 +7,16 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::OidcState;
-use crate::clients::KNOWN_SCOPES;
+use crate::assertion::ASSERTION_ALGS;
+use crate::clients::{GrantType, KNOWN_SCOPES};
+
+/// Client authentication methods, those that authenticate first.
+const AUTH_METHODS: [&str; 4] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
 
 /// The metadata document; every value says what the server really does.
 pub fn metadata(state: &OidcState) -> Value {
@@ -24,9 +33,18 @@ pub fn metadata(state: &OidcState) -> Value {
         "userinfo_endpoint": state.endpoint("/userinfo"),
         "scopes_supported": KNOWN_SCOPES,
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
-        "token_endpoint_auth_methods_supported":
-            ["client_secret_basic", "client_secret_post", "none"],
+        "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        // RFC 8414 2: revocation (RFC 7009) and introspection (RFC 7662).
+        // Public clients may revoke their tokens; only clients that
+        // authenticate may introspect.
+        "revocation_endpoint": state.endpoint("/revoke"),
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "introspection_endpoint": state.endpoint("/introspect"),
+        "introspection_endpoint_auth_methods_supported": &AUTH_METHODS[..3],
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
             "azp", "sid", "at_hash", "name", "email", "email_verified",

@@ -1,16 +1,22 @@
 //! The OpenID Connect authorization server of Zapini ID.
 //!
-//! Protocol endpoints (discovery, JWKS, authorize, token, userinfo), the
-//! client registry loaded from files, and signing keys. People-facing pages
+//! Protocol endpoints (discovery, JWKS, authorize, token, userinfo,
+//! revocation, introspection), client authentication, the client registry
+//! loaded from files, and signing keys. People-facing pages
 //! live in the `login` crate; this crate only sends browsers there and takes
 //! them back at `/authorize/continue`.
 
+pub mod assertion;
 pub mod authorize;
+pub mod client_auth;
 pub mod clients;
 pub mod discovery;
 pub mod error;
+pub mod introspection;
 pub mod jwks;
 pub mod keys;
+mod refresh;
+pub mod revocation;
 pub mod token;
 mod tokens;
 pub mod userinfo;
@@ -36,6 +42,9 @@ pub struct TokenSettings {
     pub id_token_ttl: i64,
     /// How long a pending authorization waits for the user to sign in.
     pub pending_ttl: i64,
+    /// The lifetime of a refresh-token family, counted from the sign-in's
+    /// code exchange; rotation does not extend it.
+    pub refresh_token_ttl: i64,
 }
 
 impl Default for TokenSettings {
@@ -45,6 +54,7 @@ impl Default for TokenSettings {
             access_token_ttl: 600,
             id_token_ttl: 600,
             pending_ttl: 1800,
+            refresh_token_ttl: 30 * 24 * 3600,
         }
     }
 }
@@ -83,5 +93,7 @@ pub fn router(state: OidcState) -> Router {
         .route("/authorize/continue", get(authorize::resume))
         .route("/token", axum::routing::post(token::handler))
         .route("/userinfo", get(userinfo::get).post(userinfo::post))
+        .route("/revoke", axum::routing::post(revocation::handler))
+        .route("/introspect", axum::routing::post(introspection::handler))
         .with_state(state)
 }

@@ -1,21 +1,22 @@
-//! The token endpoint (RFC 6749 3.2, 4.1.3; OIDC Core 3.1.3).
+//! The token endpoint (RFC 6749 3.2, 4.1.3, 4.4, 6; OIDC Core 3.1.3, 12).
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
-use zapini_core::crypto::{b64url, ct_eq, sha256, token_hash};
+use zapini_core::Secret;
+use zapini_core::crypto::{b64url, ct_eq, random_token, sha256, token_hash};
 use zapini_core::flow::{AuthorizationCode, Grant, ns};
+use zapini_core::form::Params;
 
 use crate::OidcState;
-use crate::clients::{AuthMethod, Client};
+use crate::client_auth::{authenticate, read_form};
+use crate::clients::{Client, GrantType};
 use crate::error::{OAuthError, no_store};
-use crate::tokens::mint;
-use zapini_core::form::Params;
+use crate::refresh;
+use crate::tokens::{UserGrant, mint, mint_for_client};
 
 pub async fn handler(State(state): State<OidcState>, headers: HeaderMap, body: Bytes) -> Response {
     match exchange(&state, &headers, &body).await {
@@ -32,117 +33,38 @@ async fn exchange(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, OAuthError> {
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !form {
-        return Err(OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
+    let params = read_form(headers, body)?;
+    let client = authenticate(state, headers, &params, &state.endpoint("/token")).await?;
+    let grant = match params.get("grant_type") {
+        None => return Err(OAuthError::invalid_request("grant_type is missing")),
+        Some(name) => GrantType::parse(name).ok_or_else(|| {
+            OAuthError::new("unsupported_grant_type", "this grant type is not supported")
+        })?,
+    };
+    // RFC 6749 5.2: a client may use only the grants it is registered for.
+    if !client.allows(grant) {
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            "this client may not use this grant type",
         ));
     }
-    let params = Params::parse(body);
-    if let Some(name) = params.first_duplicate() {
-        return Err(OAuthError::invalid_request(format!(
-            "parameter {name} was sent more than once"
-        )));
-    }
-
-    let client = authenticate_client(state, headers, &params)?;
-    match params.get("grant_type") {
-        None => Err(OAuthError::invalid_request("grant_type is missing")),
-        Some("authorization_code") => authorization_code(state, client, &params).await,
-        Some(_) => Err(OAuthError::new(
-            "unsupported_grant_type",
-            "this grant type is not supported",
-        )),
+    match grant {
+        GrantType::AuthorizationCode => authorization_code(state, client, &params).await,
+        GrantType::RefreshToken => refresh::grant(state, client, &params).await,
+        GrantType::ClientCredentials => client_credentials(state, client, &params).await,
     }
 }
 
-/// Client credentials from the `Authorization: Basic` header: each part is
-/// form-urlencoded before base64 (RFC 6749 2.3.1).
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value.to_str().map_err(|_| OAuthError::invalid_client())?;
-    let Some((scheme, encoded)) = value.split_once(' ') else {
-        return Err(OAuthError::invalid_client());
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::invalid_client());
-    }
-    let decoded = STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| OAuthError::invalid_client())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
-    let (id, secret) = decoded
-        .split_once(':')
-        .ok_or_else(OAuthError::invalid_client)?;
-    // A raw `&` or `=` cannot appear in a form-urlencoded value; refusing
-    // them keeps the decoding exact.
-    if decoded.contains(['&', '=']) {
-        return Err(OAuthError::invalid_client());
-    }
-    let unescape = |s: &str| -> String {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Ok(Some((unescape(id), unescape(secret))))
+/// A random grant id, the `jti` of the access tokens of one token response.
+pub(crate) fn new_grant_id() -> Result<String, OAuthError> {
+    random_token(32)
+        .map(|t| t.expose().to_owned())
+        .map_err(|_| OAuthError::new("server_error", "no randomness"))
 }
 
-/// RFC 6749 2.3: exactly one authentication method, the one registered.
-fn authenticate_client<'a>(
-    state: &'a OidcState,
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<&'a Client, OAuthError> {
-    let basic = basic_credentials(headers)?;
-    let body_id = params.get("client_id");
-    let body_secret = params.get("client_secret");
-
-    let (client_id, secret, used) = match (&basic, body_secret) {
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::invalid_request(
-                "use one client authentication method, not two",
-            ));
-        }
-        (Some((id, secret)), None) => {
-            if body_id.is_some_and(|b| b != id) {
-                return Err(OAuthError::invalid_request(
-                    "client_id differs from the authenticated client",
-                ));
-            }
-            (
-                id.as_str(),
-                Some(secret.as_str()),
-                AuthMethod::ClientSecretBasic,
-            )
-        }
-        (None, Some(secret)) => {
-            let id = body_id.ok_or_else(OAuthError::invalid_client)?;
-            (id, Some(secret), AuthMethod::ClientSecretPost)
-        }
-        (None, None) => (
-            body_id.ok_or_else(OAuthError::invalid_client)?,
-            None,
-            AuthMethod::None,
-        ),
-    };
-
-    let client = state
-        .clients
-        .get(client_id)
-        .ok_or_else(OAuthError::invalid_client)?;
-    if client.auth_method != used {
-        return Err(OAuthError::invalid_client());
-    }
-    match secret {
-        Some(secret) if !client.secret_matches(secret) => Err(OAuthError::invalid_client()),
-        _ => Ok(client),
-    }
+pub(crate) fn signing_failed(err: crate::keys::KeyError) -> OAuthError {
+    tracing::error!(error = %err, "signing failed");
+    OAuthError::new("server_error", "tokens could not be signed")
 }
 
 /// RFC 6749 4.1.3 with RFC 7636 4.6 and the single-use rule of 4.1.2.
@@ -158,15 +80,68 @@ async fn authorization_code(
     let code_key = token_hash(code);
     // The grant's id is derived from the code, so that a replay finds it.
     let grant_id = token_hash(&code_key);
-    let eph = state.store.ephemeral();
+    let record = redeem(state, client, params, code, &code_key, &grant_id, now).await?;
+    let user = state
+        .store
+        .users()
+        .find(&record.user_id)
+        .await
+        .map_err(|_| OAuthError::unavailable())?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))?;
 
-    // Taking the code is atomic: of concurrent redemptions exactly one wins.
-    let taken: Option<AuthorizationCode> = eph
-        .take(ns::CODE, &code_key, now)
+    // OIDC Core 11: offline_access, granted only to clients allowed refresh
+    // tokens, asks for one. Its family is named after the grant, so that a
+    // replay of the code revokes it too.
+    let refresh_token = if client.allows(GrantType::RefreshToken)
+        && record.scope.iter().any(|s| s == "offline_access")
+    {
+        Some(refresh::issue_first(state, client, &record, &grant_id, now).await?)
+    } else {
+        None
+    };
+    let grant = Grant {
+        client_id: client.client_id.clone(),
+        user_id: user.id.clone(),
+        scope: record.scope.clone(),
+        expires_at: now + state.tokens.access_token_ttl,
+        family: refresh_token.as_ref().map(|_| grant_id.clone()),
+        for_client: false,
+    };
+    store_grant(state, &grant_id, &grant).await?;
+    revoke_if_replayed_meanwhile(state, &code_key, &grant_id, now).await;
+
+    let issued = UserGrant {
+        user: &user,
+        scope: &record.scope,
+        auth: &record.auth,
+        sid: &record.sid,
+        nonce: record.nonce.as_deref(),
+    };
+    let response = user_tokens(state, client, &issued, &grant_id, refresh_token, now)?;
+    tracing::info!(client_id = %client.client_id, user_id = %user.id, "tokens issued for a code");
+    Ok(response)
+}
+
+/// Takes the code atomically (of concurrent redemptions exactly one wins)
+/// and checks it against the request.
+async fn redeem(
+    state: &OidcState,
+    client: &Client,
+    params: &Params,
+    code: &str,
+    code_key: &str,
+    grant_id: &str,
+    now: i64,
+) -> Result<AuthorizationCode, OAuthError> {
+    let taken: Option<AuthorizationCode> = state
+        .store
+        .ephemeral()
+        .take(ns::CODE, code_key, now)
         .await
         .map_err(|_| OAuthError::unavailable())?;
     let Some(record) = taken else {
-        revoke_replayed(state, code, &code_key, &grant_id, now).await;
+        revoke_replayed(state, code, code_key, grant_id, now).await;
         return Err(OAuthError::invalid_grant(
             "the code is invalid, expired or already used",
         ));
@@ -187,48 +162,115 @@ async fn authorization_code(
         record.code_challenge.as_deref(),
         params.get("code_verifier"),
     )?;
+    Ok(record)
+}
 
-    let user = state
-        .store
-        .users()
-        .find(&record.user_id)
-        .await
-        .map_err(|_| OAuthError::unavailable())?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))?;
-
-    let grant = Grant {
-        client_id: client.client_id.clone(),
-        user_id: user.id.clone(),
-        scope: record.scope.clone(),
-        expires_at: now + state.tokens.access_token_ttl,
-    };
-    eph.put(ns::GRANT, &grant_id, &grant, grant.expires_at)
-        .await
-        .map_err(|_| OAuthError::unavailable())?;
-    // A replay racing this redemption has left its mark by now, or will find
-    // the grant and delete it: either way the access token does not stay
-    // valid. This redemption still gets its answer, as it would have had it
-    // come a moment earlier: exactly one redemption succeeds.
-    let replayed = eph.get::<bool>(ns::REPLAYED_CODE, &code_key, now).await;
+/// A replay racing this redemption has left its mark by now, or will find
+/// the grant and delete it: either way the access token does not stay valid.
+/// This redemption still gets its answer, as it would have had it come a
+/// moment earlier: exactly one redemption succeeds.
+async fn revoke_if_replayed_meanwhile(state: &OidcState, code_key: &str, grant_id: &str, now: i64) {
+    let eph = state.store.ephemeral();
+    let replayed = eph.get::<bool>(ns::REPLAYED_CODE, code_key, now).await;
     if !matches!(replayed, Ok(None)) {
-        let _ = eph.delete(ns::GRANT, &grant_id).await;
+        let _ = eph.delete(ns::GRANT, grant_id).await;
+        let refresh = state.store.refresh_tokens();
+        let _ = refresh.revoke_family(grant_id, now).await;
         tracing::warn!("authorization code replayed during its redemption; tokens revoked");
     }
+}
 
-    let minted = mint(state, client, &record, &user, &grant_id, now).map_err(|err| {
-        tracing::error!(error = %err, "signing failed");
-        OAuthError::new("server_error", "tokens could not be signed")
-    })?;
-    tracing::info!(client_id = %client.client_id, user_id = %user.id, "tokens issued for a code");
+pub(crate) async fn store_grant(
+    state: &OidcState,
+    grant_id: &str,
+    grant: &Grant,
+) -> Result<(), OAuthError> {
+    state
+        .store
+        .ephemeral()
+        .put(ns::GRANT, grant_id, grant, grant.expires_at)
+        .await
+        .map_err(|_| OAuthError::unavailable())
+}
 
-    let body = json!({
+/// The successful answer of a user grant (RFC 6749 5.1, OIDC Core 3.1.3.3).
+pub(crate) fn user_tokens(
+    state: &OidcState,
+    client: &Client,
+    issued: &UserGrant<'_>,
+    grant_id: &str,
+    refresh_token: Option<Secret>,
+    now: i64,
+) -> Result<Response, OAuthError> {
+    let minted = mint(state, client, issued, grant_id, now).map_err(signing_failed)?;
+    let mut body = json!({
         "access_token": minted.access_token,
         "token_type": "Bearer",
         "expires_in": minted.expires_in,
-        "id_token": minted.id_token,
-        "scope": record.scope.join(" "),
+        "scope": issued.scope.join(" "),
     });
+    if let Some(id_token) = minted.id_token {
+        body["id_token"] = id_token.into();
+    }
+    if let Some(token) = refresh_token {
+        body["refresh_token"] = token.expose().into();
+    }
+    Ok((no_store(), Json(body)).into_response())
+}
+
+/// RFC 6749 4.4: a confidential client asks for a token for itself. The
+/// scope must be among the client's allowed scopes; `openid` and
+/// `offline_access` are about a user and a refresh token, which this grant
+/// has neither of (4.4.3: no refresh token).
+async fn client_credentials(
+    state: &OidcState,
+    client: &Client,
+    params: &Params,
+) -> Result<Response, OAuthError> {
+    let now = state.clock.now();
+    // RFC 6749 4.4.2: only for confidential clients.
+    if client.is_public() {
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            "a public client cannot use client_credentials",
+        ));
+    }
+    let mut scope: Vec<String> = Vec::new();
+    for requested in params.list("scope") {
+        let user_scope = requested == "openid" || requested == "offline_access";
+        if user_scope || !client.scopes.contains(&requested) {
+            return Err(OAuthError::new(
+                "invalid_scope",
+                format!("scope {requested} cannot be granted to this client"),
+            ));
+        }
+        if !scope.contains(&requested) {
+            scope.push(requested);
+        }
+    }
+
+    let grant_id = new_grant_id()?;
+    let grant = Grant {
+        client_id: client.client_id.clone(),
+        user_id: client.client_id.clone(),
+        scope: scope.clone(),
+        expires_at: now + state.tokens.access_token_ttl,
+        family: None,
+        for_client: true,
+    };
+    store_grant(state, &grant_id, &grant).await?;
+    let access_token =
+        mint_for_client(state, client, &scope, &grant_id, now).map_err(signing_failed)?;
+    tracing::info!(client_id = %client.client_id, "token issued for client credentials");
+
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": state.tokens.access_token_ttl,
+    });
+    if !scope.is_empty() {
+        body["scope"] = scope.join(" ").into();
+    }
     Ok((no_store(), Json(body)).into_response())
 }
 
@@ -248,8 +290,15 @@ async fn revoke_replayed(state: &OidcState, code: &str, code_key: &str, grant_id
     let eph = state.store.ephemeral();
     let until = now + state.tokens.access_token_ttl;
     let _ = eph.put(ns::REPLAYED_CODE, code_key, &true, until).await;
+    let refresh = state
+        .store
+        .refresh_tokens()
+        .revoke_family(grant_id, now)
+        .await;
     if let Ok(true) = eph.delete(ns::GRANT, grant_id).await {
         tracing::warn!("authorization code replayed; the tokens issued from it are revoked");
+    } else if let Ok(1..) = refresh {
+        tracing::warn!("authorization code replayed; its refresh tokens are revoked");
     }
 }
 
@@ -293,27 +342,5 @@ mod tests {
         assert!(check_pkce(Some(challenge), None).is_err());
         assert!(check_pkce(None, Some(verifier)).is_err());
         assert!(check_pkce(None, None).is_ok());
-    }
-
-    #[test]
-    fn basic_credentials_are_form_decoded() {
-        let mut headers = HeaderMap::new();
-        let encoded = STANDARD.encode("my%3Aclient:s%2Bcr+t");
-        headers.insert(
-            header::AUTHORIZATION,
-            format!("Basic {encoded}").parse().unwrap(),
-        );
-        let (id, secret) = basic_credentials(&headers).unwrap().unwrap();
-        assert_eq!(id, "my:client");
-        assert_eq!(secret, "s+cr t");
-
-        for raw in ["demo:secret&junk", "demo&x=1:secret"] {
-            let encoded = STANDARD.encode(raw);
-            headers.insert(
-                header::AUTHORIZATION,
-                format!("Basic {encoded}").parse().unwrap(),
-            );
-            assert!(basic_credentials(&headers).is_err(), "{raw}");
-        }
     }
 }

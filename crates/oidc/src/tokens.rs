@@ -2,18 +2,33 @@
 //! access tokens (RFC 9068).
 
 use serde_json::{Map, Value, json};
-use zapini_core::flow::{AuthorizationCode, Grant, ns};
+use zapini_core::Authentication;
+use zapini_core::flow::{Grant, ns};
 use zapini_core::user::User;
 
 use crate::OidcState;
 use crate::clients::Client;
 use crate::keys::{KeyError, half_hash};
 
-/// What one successful code exchange returns.
+/// What one successful user grant returns.
 pub struct Minted {
     pub access_token: String,
-    pub id_token: String,
+    /// Only when the scope holds `openid`: a refresh may narrow it away.
+    pub id_token: Option<String>,
     pub expires_in: i64,
+}
+
+/// What tokens issued for a user say about them and their sign-in.
+pub struct UserGrant<'a> {
+    pub user: &'a User,
+    pub scope: &'a [String],
+    /// The authentication event of the sign-in; a refresh keeps the
+    /// original one (OIDC Core 12.2: `auth_time` is the original's).
+    pub auth: &'a Authentication,
+    pub sid: &'a str,
+    /// Only on the code exchange; OIDC Core 12.2: a refreshed ID token
+    /// should carry none.
+    pub nonce: Option<&'a str>,
 }
 
 fn claims(value: Value) -> Map<String, Value> {
@@ -23,63 +38,101 @@ fn claims(value: Value) -> Map<String, Value> {
     }
 }
 
-/// Signs the access token and ID token for a redeemed code. `grant_id`
-/// becomes the access token's `jti`, the handle by which it is revoked.
+/// Signs the access token and ID token of a user grant. `grant_id` becomes
+/// the access token's `jti`, the handle by which it is revoked.
 pub fn mint(
     state: &OidcState,
     client: &Client,
-    code: &AuthorizationCode,
-    user: &User,
+    grant: &UserGrant<'_>,
     grant_id: &str,
     now: i64,
 ) -> Result<Minted, KeyError> {
     let ttl = state.tokens.access_token_ttl;
-    let auth = &code.auth;
+    let auth = grant.auth;
     // RFC 9068 2.2: iss, exp, aud, sub, client_id, iat, jti; plus the
     // authentication information of 2.2.1 so resource servers can demand a
     // level (RFC 9470).
     let access = claims(json!({
         "iss": state.issuer,
-        "sub": user.id,
+        "sub": grant.user.id,
         "aud": client.client_id,
         "client_id": client.client_id,
         "exp": now + ttl,
         "iat": now,
         "jti": grant_id,
-        "scope": code.scope.join(" "),
+        "scope": grant.scope.join(" "),
         "auth_time": auth.time,
         "acr": auth.acr().as_str(),
         "amr": auth.amr(),
-        "sid": code.sid,
+        "sid": grant.sid,
     }));
     let access_token = state
         .keys
         .sign(&client.access_token_alg, "at+jwt", access, now)?;
 
-    // OIDC Core 2 and 3.1.3.6.
-    let mut id = claims(json!({
-        "iss": state.issuer,
-        "sub": user.id,
-        "aud": client.client_id,
-        "azp": client.client_id,
-        "exp": now + state.tokens.id_token_ttl,
-        "iat": now,
-        "auth_time": auth.time,
-        "sid": code.sid,
-        "at_hash": half_hash(&client.id_token_alg, &access_token),
-        "amr": auth.amr(),
-        "acr": auth.acr().as_str(),
-    }));
-    if let Some(nonce) = &code.nonce {
-        id.insert("nonce".into(), nonce.clone().into());
-    }
-    let id_token = state.keys.sign(&client.id_token_alg, "JWT", id, now)?;
-
+    let id_token = if grant.scope.iter().any(|s| s == "openid") {
+        Some(id_token(state, client, grant, &access_token, now)?)
+    } else {
+        None
+    };
     Ok(Minted {
         access_token,
         id_token,
         expires_in: ttl,
     })
+}
+
+/// OIDC Core 2 and 3.1.3.6.
+fn id_token(
+    state: &OidcState,
+    client: &Client,
+    grant: &UserGrant<'_>,
+    access_token: &str,
+    now: i64,
+) -> Result<String, KeyError> {
+    let auth = grant.auth;
+    let mut id = claims(json!({
+        "iss": state.issuer,
+        "sub": grant.user.id,
+        "aud": client.client_id,
+        "azp": client.client_id,
+        "exp": now + state.tokens.id_token_ttl,
+        "iat": now,
+        "auth_time": auth.time,
+        "sid": grant.sid,
+        "at_hash": half_hash(&client.id_token_alg, access_token),
+        "amr": auth.amr(),
+        "acr": auth.acr().as_str(),
+    }));
+    if let Some(nonce) = grant.nonce {
+        id.insert("nonce".into(), nonce.into());
+    }
+    state.keys.sign(&client.id_token_alg, "JWT", id, now)
+}
+
+/// Signs an access token a client gets for itself (RFC 6749 4.4): RFC 9068
+/// 2.2 says `sub` is then the client's identifier, and no user or
+/// authentication event is described.
+pub fn mint_for_client(
+    state: &OidcState,
+    client: &Client,
+    scope: &[String],
+    grant_id: &str,
+    now: i64,
+) -> Result<String, KeyError> {
+    let access = claims(json!({
+        "iss": state.issuer,
+        "sub": client.client_id,
+        "aud": client.client_id,
+        "client_id": client.client_id,
+        "exp": now + state.tokens.access_token_ttl,
+        "iat": now,
+        "jti": grant_id,
+        "scope": scope.join(" "),
+    }));
+    state
+        .keys
+        .sign(&client.access_token_alg, "at+jwt", access, now)
 }
 
 /// An access token we issued that is still good.
@@ -88,11 +141,14 @@ pub struct AccessToken {
     pub sub: String,
     pub client_id: String,
     pub scope: Vec<String>,
+    /// Issued to a client for itself: there is no user to describe.
+    pub for_client: bool,
 }
 
-/// Checks a bearer token: our signature, `typ: at+jwt` (RFC 9068 4), our
-/// issuer, not expired, and its grant not revoked.
-pub async fn check_access_token(state: &OidcState, token: &str, now: i64) -> Option<AccessToken> {
+/// The claims of an access token signed by us: our signature, `typ:
+/// at+jwt` (RFC 9068 4) and our issuer. Expiry and revocation are not
+/// checked here.
+pub fn signed_access_token(state: &OidcState, token: &str) -> Option<Map<String, Value>> {
     let (typ, claims) = state.keys.verify(token).ok()?;
     if !typ.is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")) {
         return None;
@@ -100,6 +156,18 @@ pub async fn check_access_token(state: &OidcState, token: &str, now: i64) -> Opt
     if claims.get("iss")?.as_str()? != state.issuer {
         return None;
     }
+    Some(claims)
+}
+
+/// Checks an access token fully: signed by us, not expired, its grant not
+/// revoked, nor the refresh-token family it belongs to. Returns its claims
+/// and its grant.
+pub async fn active_access_token(
+    state: &OidcState,
+    token: &str,
+    now: i64,
+) -> Option<(Map<String, Value>, Grant)> {
+    let claims = signed_access_token(state, token)?;
     if claims.get("exp")?.as_i64()? <= now {
         return None;
     }
@@ -110,13 +178,26 @@ pub async fn check_access_token(state: &OidcState, token: &str, now: i64) -> Opt
         .get(ns::GRANT, jti, now)
         .await
         .ok()??;
-    let sub = claims.get("sub")?.as_str()?.to_owned();
-    if grant.user_id != sub {
+    if grant.user_id != claims.get("sub")?.as_str()? {
         return None;
     }
+    if let Some(family) = &grant.family {
+        let revoked = state.store.refresh_tokens().family_revoked(family).await;
+        if !matches!(revoked, Ok(false)) {
+            return None;
+        }
+    }
+    Some((claims, grant))
+}
+
+/// Checks a bearer token for a protected resource (see
+/// [`active_access_token`]).
+pub async fn check_access_token(state: &OidcState, token: &str, now: i64) -> Option<AccessToken> {
+    let (_, grant) = active_access_token(state, token, now).await?;
     Some(AccessToken {
-        sub,
+        sub: grant.user_id,
         client_id: grant.client_id,
         scope: grant.scope,
+        for_client: grant.for_client,
     })
 }

@@ -69,7 +69,12 @@ fn bearer_from_header(headers: &HeaderMap) -> Result<Option<String>, ()> {
 
 async fn answer(state: &OidcState, token: &str) -> Response {
     let now = state.clock.now();
-    let Some(access) = check_access_token(state, token, now).await else {
+    // A client's token for itself (client_credentials) has no user to
+    // describe.
+    let Some(access) = check_access_token(state, token, now)
+        .await
+        .filter(|a| !a.for_client)
+    else {
         return challenge(StatusCode::UNAUTHORIZED, Some("invalid_token"));
     };
     if !access.scope.iter().any(|s| s == "openid") {

@@ -5,8 +5,8 @@
 //! are consumed with `DELETE … RETURNING`: the delete is the decision, so of
 //! any number of concurrent takers exactly one gets the value.
 
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter, Set};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -54,6 +54,35 @@ impl Ephemeral {
             .to_owned();
         Entity::insert(row).on_conflict(upsert).exec(db).await?;
         Ok(())
+    }
+
+    /// Stores `value` under `ns:key` only if nothing live is there yet; true
+    /// if it was stored. One statement, so of concurrent callers with the
+    /// same key exactly one succeeds (a replay cache). An expired entry
+    /// counts as absent and is replaced.
+    pub async fn put_if_absent<T: Serialize>(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &T,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let Backend::Sql(db) = &self.backend;
+        let row = ActiveModel {
+            key: Set(full_key(ns, key)),
+            value: Set(serde_json::to_string(value)?),
+            expires_at: Set(expires_at),
+        };
+        let replace_expired = OnConflict::column(Column::Key)
+            .update_columns([Column::Value, Column::ExpiresAt])
+            .action_and_where(Expr::col((Entity, Column::ExpiresAt)).lte(now))
+            .to_owned();
+        let stored = Entity::insert(row)
+            .on_conflict(replace_expired)
+            .exec_without_returning(db)
+            .await?;
+        Ok(stored == 1)
     }
 
     /// The value under `ns:key`, if present and not expired at `now`.
@@ -142,6 +171,18 @@ mod tests {
         e.put("t", "k", &42, 100).await.unwrap();
         assert_eq!(e.take::<i32>("t", "k", 1).await.unwrap(), Some(42));
         assert_eq!(e.take::<i32>("t", "k", 1).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn put_if_absent_stores_once_until_expiry() {
+        let store = store().await;
+        let e = store.ephemeral();
+        assert!(e.put_if_absent("j", "k", &1, 100, 1).await.unwrap());
+        assert!(!e.put_if_absent("j", "k", &2, 200, 50).await.unwrap());
+        assert_eq!(e.get::<i32>("j", "k", 50).await.unwrap(), Some(1));
+        // Once expired, the key may be used again.
+        assert!(e.put_if_absent("j", "k", &3, 300, 100).await.unwrap());
+        assert_eq!(e.get::<i32>("j", "k", 150).await.unwrap(), Some(3));
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ mod ephemeral;
 mod error;
 mod keys;
 mod passkeys;
+mod refresh;
 mod second_factor;
 mod sessions;
 mod users;
@@ -24,6 +25,7 @@ pub use ephemeral::Ephemeral;
 pub use error::StoreError;
 pub use keys::{SigningKeyRow, SigningKeys};
 pub use passkeys::{PasskeyRow, PasskeyUse, Passkeys};
+pub use refresh::{RefreshToken, RefreshTokens, Taken};
 pub use second_factor::{RecoveryCodes, TotpCredential, Totps};
 pub use sessions::{SessionRef, Sessions};
 pub use users::{NewUser, UserWithPassword, Users};
@@ -76,12 +78,32 @@ impl Store {
         Passkeys::new(&self.db)
     }
 
+    pub fn refresh_tokens(&self) -> RefreshTokens<'_> {
+        RefreshTokens::new(&self.db)
+    }
+
     pub fn audit(&self) -> Audit<'_> {
         Audit::new(&self.db)
     }
 
     pub fn sessions(&self) -> Sessions<'_> {
         Sessions::new(&self.ephemeral)
+    }
+
+    /// Revokes the refresh tokens that came from the user's SSO session
+    /// with this key (the hash of its cookie). Call it before ending the
+    /// session, while the user's session index still names it.
+    pub async fn revoke_session_refresh_tokens(
+        &self,
+        user_id: &str,
+        session_key: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let sessions = self.sessions().list(user_id, now).await?;
+        match sessions.iter().find(|s| s.key == session_key) {
+            Some(session) => self.refresh_tokens().revoke_sid(&session.sid, now).await,
+            None => Ok(0),
+        }
     }
 
     pub fn ephemeral(&self) -> &Ephemeral {

@@ -165,6 +165,7 @@ async fn reset_2fa(config: &Config, email: &str, now: i64) -> anyhow::Result<()>
     };
     let user_id = found.user.id;
     let had = store.totps().disable(&user_id).await?;
+    store.refresh_tokens().revoke_user(&user_id, now).await?;
     let ended = store.sessions().end_all(&user_id, None, now).await?;
     let event = zapini_core::audit::Event {
         user_id: Some(user_id),
@@ -219,6 +220,12 @@ async fn set_disabled(
     let store = open_store(config).await?;
     if !store.users().set_disabled(email, disabled, now).await? {
         bail!("no user with email {email:?}");
+    }
+    if disabled && let Some(found) = store.users().find_by_email(email).await? {
+        store
+            .refresh_tokens()
+            .revoke_user(&found.user.id, now)
+            .await?;
     }
     println!("{} {email}", if disabled { "disabled" } else { "enabled" });
     store.close().await;

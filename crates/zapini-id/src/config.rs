@@ -107,6 +107,8 @@ pub struct Tokens {
     pub code_ttl: i64,
     pub access_token_ttl: i64,
     pub id_token_ttl: i64,
+    /// Lifetime of a refresh-token family in seconds; rotation keeps it.
+    pub refresh_token_ttl: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +153,7 @@ impl Default for Tokens {
             code_ttl: 60,
             access_token_ttl: 600,
             id_token_ttl: 600,
+            refresh_token_ttl: 30 * 86_400,
         }
     }
 }
@@ -256,6 +259,12 @@ impl Config {
             if !(60..=DAY).contains(&value) {
                 bail!("{name}: must be 60 to {DAY} seconds, got {value}");
             }
+        }
+        if !(3600..=365 * DAY).contains(&self.tokens.refresh_token_ttl) {
+            bail!(
+                "tokens.refresh_token_ttl: must be 3600 seconds to 365 days, got {}",
+                self.tokens.refresh_token_ttl
+            );
         }
         if !(300..=30 * DAY).contains(&self.session.ttl) {
             bail!(

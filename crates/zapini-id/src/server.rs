@@ -159,6 +159,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
             code_ttl: config.tokens.code_ttl,
             access_token_ttl: config.tokens.access_token_ttl,
             id_token_ttl: config.tokens.id_token_ttl,
+            refresh_token_ttl: config.tokens.refresh_token_ttl,
             ..TokenSettings::default()
         },
         secure_cookies,
@@ -294,13 +295,16 @@ async fn not_found(templates: Arc<Templates>, headers: axum::http::HeaderMap) ->
     (StatusCode::NOT_FOUND, Html(html)).into_response()
 }
 
-/// Removes expired ephemeral state once a minute.
+/// Removes expired ephemeral state and refresh tokens once a minute.
 async fn purge_expired(store: Store, clock: Arc<dyn Clock>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
         if let Err(err) = store.ephemeral().purge_expired(clock.now()).await {
             tracing::warn!(error = %err, "purging expired state failed");
+        }
+        if let Err(err) = store.refresh_tokens().purge_expired(clock.now()).await {
+            tracing::warn!(error = %err, "purging expired refresh tokens failed");
         }
     }
 }

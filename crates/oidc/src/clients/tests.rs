@@ -104,6 +104,8 @@ fn client_with(uris: &[&str]) -> Client {
         redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
         auth_method: AuthMethod::None,
         secret_hash: None,
+        keys: Vec::new(),
+        grant_types: vec![GrantType::AuthorizationCode],
         scopes: default_scopes(),
         id_token_alg: "RS256".into(),
         access_token_alg: "RS256".into(),
@@ -143,4 +145,172 @@ fn loopback_ip_redirects_may_change_only_the_port() {
     // `localhost` is not an IP literal; RFC 8252 8.3 advises against it, so
     // it gets no port exception.
     assert!(!c.redirect_uri_allowed("http://localhost:9000/cb"));
+}
+
+fn ec_public_jwk() -> String {
+    use josekit::jws::ES256;
+    let pair = ES256.generate_key_pair().unwrap();
+    let mut jwk = pair.to_jwk_public_key();
+    jwk.set_key_id("k1");
+    jwk.to_string()
+}
+
+#[test]
+fn a_private_key_jwt_client_takes_its_keys_inline_as_a_table_or_json() {
+    let dir = tempdir("pkjwt");
+    let jwk = ec_public_jwk();
+    write(
+        &dir,
+        "json.toml",
+        &format!(
+            "client_id = \"json\"\nredirect_uris = [\"https://j.example/cb\"]\n\
+             token_endpoint_auth_method = \"private_key_jwt\"\njwks = '{{\"keys\":[{jwk}]}}'\n"
+        ),
+    );
+    let value: serde_json::Value = serde_json::from_str(&jwk).unwrap();
+    let table: Vec<String> = value
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    write(
+        &dir,
+        "table.toml",
+        &format!(
+            "client_id = \"table\"\nredirect_uris = [\"https://t.example/cb\"]\n\
+             token_endpoint_auth_method = \"private_key_jwt\"\n[[jwks.keys]]\n{}\n",
+            table.join("\n")
+        ),
+    );
+    let registry = ClientRegistry::load_dir(&dir, &no_env).unwrap();
+    for id in ["json", "table"] {
+        let client = registry.get(id).unwrap();
+        assert_eq!(client.auth_method, AuthMethod::PrivateKeyJwt);
+        assert_eq!(client.keys.len(), 1, "{id}");
+        assert_eq!(client.keys[0].alg, "ES256");
+        assert_eq!(client.keys[0].kid.as_deref(), Some("k1"));
+        assert!(!client.secret_matches(""));
+    }
+}
+
+#[test]
+fn keys_secrets_and_jwks_uri_are_checked_for_private_key_jwt() {
+    let dir = tempdir("pkjwt-bad");
+    let head = "redirect_uris = [\"https://x.example/cb\"]\n";
+    write(
+        &dir,
+        "nokeys.toml",
+        &format!("client_id = \"a\"\n{head}token_endpoint_auth_method = \"private_key_jwt\"\n"),
+    );
+    write(
+        &dir,
+        "uri.toml",
+        &format!(
+            "client_id = \"b\"\n{head}token_endpoint_auth_method = \"private_key_jwt\"\n\
+             jwks_uri = \"https://b.example/jwks\"\n"
+        ),
+    );
+    write(
+        &dir,
+        "secret.toml",
+        &format!(
+            "client_id = \"c\"\n{head}token_endpoint_auth_method = \"private_key_jwt\"\n\
+             jwks = '{{\"keys\":[{}]}}'\nclient_secret_env = \"X\"\n",
+            ec_public_jwk()
+        ),
+    );
+    let errors = ClientRegistry::load_dir(&dir, &no_env).unwrap_err().0;
+    let field_of = |file: &str| {
+        errors
+            .iter()
+            .filter(|p| p.file.ends_with(file))
+            .map(|p| p.field.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field_of("nokeys.toml"), ["jwks"], "{errors:?}");
+    assert_eq!(field_of("uri.toml"), ["jwks_uri"], "{errors:?}");
+    assert_eq!(
+        field_of("secret.toml"),
+        ["token_endpoint_auth_method"],
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn grant_types_are_checked_against_the_client_kind_and_scopes() {
+    let dir = tempdir("grants");
+    let hash = format_secret_hash(SECRET);
+    let confidential =
+        format!("redirect_uris = [\"https://x.example/cb\"]\nclient_secret_hash = \"{hash}\"\n");
+    write(
+        &dir,
+        "ok.toml",
+        &format!(
+            "client_id = \"ok\"\n{confidential}\
+             grant_types = [\"authorization_code\", \"refresh_token\", \"client_credentials\"]\n\
+             scopes = [\"openid\", \"offline_access\"]\n"
+        ),
+    );
+    write(
+        &dir,
+        "machine.toml",
+        &format!(
+            "client_id = \"machine\"\nclient_secret_hash = \"{hash}\"\ngrant_types = [\"client_credentials\"]\nscopes = [\"profile\"]\n"
+        ),
+    );
+    let registry = ClientRegistry::load_dir(&dir, &no_env).unwrap();
+    assert!(registry.get("ok").unwrap().allows(GrantType::RefreshToken));
+    let machine = registry.get("machine").unwrap();
+    assert!(machine.allows(GrantType::ClientCredentials));
+    assert!(!machine.allows(GrantType::AuthorizationCode));
+
+    let bad = tempdir("grants-bad");
+    let public =
+        "redirect_uris = [\"https://x.example/cb\"]\ntoken_endpoint_auth_method = \"none\"\n";
+    for (name, body) in [
+        (
+            "public-cc",
+            format!("{public}grant_types = [\"authorization_code\", \"client_credentials\"]\n"),
+        ),
+        (
+            "unknown",
+            format!("{confidential}grant_types = [\"password\"]\n"),
+        ),
+        (
+            "no-offline",
+            format!("{confidential}grant_types = [\"authorization_code\", \"refresh_token\"]\n"),
+        ),
+        (
+            "offline-only",
+            format!("{confidential}scopes = [\"openid\", \"offline_access\"]\n"),
+        ),
+        (
+            "refresh-alone",
+            format!(
+                "{confidential}grant_types = [\"refresh_token\"]\nscopes = [\"offline_access\"]\n"
+            ),
+        ),
+    ] {
+        write(
+            &bad,
+            &format!("{name}.toml"),
+            &format!("client_id = \"{name}\"\n{body}"),
+        );
+    }
+    let errors = ClientRegistry::load_dir(&bad, &no_env).unwrap_err().0;
+    for name in [
+        "public-cc",
+        "unknown",
+        "no-offline",
+        "offline-only",
+        "refresh-alone",
+    ] {
+        assert!(
+            errors
+                .iter()
+                .any(|p| p.file.ends_with(format!("{name}.toml"))),
+            "{name}: {errors:?}"
+        );
+    }
 }

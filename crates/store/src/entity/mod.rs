@@ -4,6 +4,7 @@ pub mod audit_event;
 pub mod ephemeral;
 pub mod passkey;
 pub mod recovery_code;
+pub mod refresh_token;
 pub mod signing_key;
 pub mod totp;
 pub mod user;
