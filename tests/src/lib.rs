@@ -3,6 +3,7 @@
 //! would (forms and cookies, no JavaScript) so that a real relying-party
 //! library can complete the protocol around it.
 
+pub mod authenticator;
 pub mod browser;
 pub mod rp;
 pub mod totp;

@@ -48,6 +48,12 @@ pub enum UsersCommand {
         #[arg(long)]
         email: String,
     },
+    /// Remove all of a user's passkeys (a lost device); signs out their sessions.
+    #[command(name = "remove-passkeys")]
+    RemovePasskeys {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -154,6 +160,7 @@ pub async fn users(path: &Path, explicit: bool, cmd: UsersCommand) -> anyhow::Re
         UsersCommand::Disable { email } => set_disabled(&config, &email, true, now).await?,
         UsersCommand::Enable { email } => set_disabled(&config, &email, false, now).await?,
         UsersCommand::Reset2fa { email } => reset_2fa(&config, &email, now).await?,
+        UsersCommand::RemovePasskeys { email } => remove_passkeys(&config, &email, now).await?,
     }
     Ok(())
 }
@@ -177,6 +184,29 @@ async fn reset_2fa(config: &Config, email: &str, now: i64) -> anyhow::Result<()>
     };
     store.audit().record(&event).await?;
     println!("two-factor authentication reset for {email}; {ended} session(s) signed out");
+    store.close().await;
+    Ok(())
+}
+
+async fn remove_passkeys(config: &Config, email: &str, now: i64) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let Some(found) = store.users().find_by_email(email).await? else {
+        bail!("no user with email {email:?}");
+    };
+    let user_id = found.user.id;
+    let removed = store.passkeys().remove_all(&user_id).await?;
+    store.refresh_tokens().revoke_user(&user_id, now).await?;
+    let ended = store.sessions().end_all(&user_id, None, now).await?;
+    let event = zapini_core::audit::Event {
+        user_id: Some(user_id),
+        kind: zapini_core::audit::EventKind::PasskeyRemoved,
+        detail: serde_json::json!({ "by": "operator", "removed": removed, "sessions_ended": ended }),
+        ip: None,
+        user_agent: None,
+        at: now,
+    };
+    store.audit().record(&event).await?;
+    println!("{removed} passkey(s) removed for {email}; {ended} session(s) signed out");
     store.close().await;
     Ok(())
 }
