@@ -11,6 +11,14 @@ document.querySelectorAll("[data-copy]").forEach((button) => {
   });
 });
 
+// The language switcher applies a choice at once; its button is for
+// browsers without this file.
+document.querySelectorAll("[data-autosubmit]").forEach((select) => {
+  const button = select.form.querySelector("[data-autosubmit-button]");
+  if (button) button.hidden = true;
+  select.addEventListener("change", () => select.form.submit());
+});
+
 // Passkeys (WebAuthn). The server sends options as JSON with base64url
 // strings; the browser wants ArrayBuffers, and the answer goes back as JSON
 // in a hidden field of an ordinary form.

@@ -558,7 +558,7 @@ async fn pages_carry_the_security_headers_and_the_form_works_without_javascript(
     let csp = page.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("frame-ancestors 'none'"));
     assert_eq!(page.headers["x-content-type-options"], "nosniff");
-    assert_eq!(page.headers["referrer-policy"], "no-referrer");
+    assert_eq!(page.headers["referrer-policy"], "same-origin");
     assert!(page.headers.contains_key("x-request-id"));
     let forged = http()
         .get(server.url("/healthz"))

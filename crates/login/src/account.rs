@@ -119,27 +119,6 @@ pub(crate) async fn posted(
     Ok((signed, form))
 }
 
-/// Formats a Unix time as `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian).
-pub fn format_time(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
-}
-
 /// A short device label from a User-Agent header: "Firefox on Windows".
 pub fn device_label(user_agent: &str) -> Option<String> {
     let browser = [
@@ -208,6 +187,9 @@ pub(crate) async fn page(
         Ok(found) => found,
         Err(err) => return unavailable(state, headers, &err),
     };
+    let lang = lang_for(state, headers, &[]);
+    let catalog = state.templates.catalog();
+    let format_time = |t: i64| catalog.date_time(&lang, t);
     let current = signed.key();
     let sessions: Vec<_> = sessions
         .iter()
@@ -241,14 +223,13 @@ pub(crate) async fn page(
                 "id": p.id,
                 "name": p.name,
                 "added": format_time(p.created_at),
-                "last_used": p.last_used_at.map(format_time),
+                "last_used": p.last_used_at.map(&format_time),
                 "synced": p.backup_eligible,
                 "backed_up": p.backup_state,
             })
         })
         .collect();
 
-    let lang = lang_for(state, headers, &[]);
     let html = state.templates.page(
         "security.html",
         &lang,
@@ -713,12 +694,5 @@ mod tests {
         assert_eq!(device_label(iphone).as_deref(), Some("Safari · iPhone"));
         assert_eq!(device_label("curl/8.0").as_deref(), Some("curl"));
         assert_eq!(device_label("something"), None);
-    }
-
-    #[test]
-    fn times_are_formatted_as_utc_dates() {
-        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
-        assert_eq!(format_time(951_782_400), "2000-02-29 00:00 UTC");
-        assert_eq!(format_time(1_796_403_468), "2026-12-04 16:57 UTC");
     }
 }

@@ -60,7 +60,41 @@ fn flatten(
     Ok(())
 }
 
+/// Year, month (1 to 12), day, hour and minute of a Unix time in UTC, in the
+/// proleptic Gregorian calendar (Howard Hinnant's days-to-civil algorithm).
+pub fn civil(t: i64) -> (i64, i64, i64, i64, i64) {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, secs / 3600, secs % 3600 / 60)
+}
+
 impl Catalog {
+    /// A date and time the way `lang` writes them, in UTC: the pattern
+    /// (`time.format`) and the month names (`time.months`) come from the
+    /// locale file, so a translator can change both.
+    pub fn date_time(&self, lang: &str, t: i64) -> String {
+        let (year, month, day, hour, minute) = civil(t);
+        let months: Vec<&str> = self.text(lang, "time.months").split_whitespace().collect();
+        let name = usize::try_from(month - 1)
+            .ok()
+            .and_then(|m| months.get(m))
+            .map_or_else(|| format!("{month:02}"), |n| (*n).to_owned());
+        self.text(lang, "time.format")
+            .replace("{day}", &day.to_string())
+            .replace("{month}", &name)
+            .replace("{year}", &year.to_string())
+            .replace("{time}", &format!("{hour:02}:{minute:02}"))
+    }
+
     /// Builds the catalogue from `(language, TOML source)` pairs.
     pub fn from_sources(sources: &[(&str, &str)], default: &str) -> Result<Self, LocaleError> {
         let mut catalog = Catalog {
@@ -186,6 +220,21 @@ mod tests {
         );
         assert_eq!(c.negotiate(&[], Some("de")), "en");
         assert_eq!(c.negotiate(&[], Some("en;q=0, pt")), "pt-BR");
+    }
+
+    #[test]
+    fn dates_are_written_in_each_language() {
+        let c = Catalog::embedded().unwrap();
+        assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0));
+        assert_eq!(
+            c.date_time("en", 1_796_403_468),
+            "December 4, 2026, 16:57 UTC"
+        );
+        assert_eq!(
+            c.date_time("pt-BR", 1_796_403_468),
+            "4 de dezembro de 2026, 16:57 UTC"
+        );
+        assert_eq!(c.date_time("es", 0), "1 de enero de 1970, 00:00 UTC");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod account;
 mod cookies;
 mod events;
 pub mod i18n;
+mod language;
 mod passkey_pages;
 pub mod passkeys;
 pub mod password;
@@ -93,6 +94,7 @@ pub fn router(state: LoginState) -> Router {
         .route("/account/security/password", post(account::change_password))
         .route("/account/security/sessions/end", post(account::end_session))
         .route("/logout", post(account::logout))
+        .route("/language", post(language::switch))
         .route("/static/{file}", get(templates::asset))
         .with_state(state)
 }

@@ -339,12 +339,19 @@ pub(crate) async fn verify(
     if !result.user_verified() {
         return Err(fail(PasskeyError::NotVerified));
     }
+    // Step 21 again, against the stored counter: a second-step challenge
+    // carries the credential as it was when the challenge was made, and
+    // another sign-in may have moved the counter since.
+    let counter = i64::from(result.counter());
+    if (counter > 0 || row.counter > 0) && counter <= row.counter {
+        return Err(fail(PasskeyError::Counter));
+    }
     passkey.update_credential(&result);
     let credential = serde_json::to_string(&passkey)
         .map_err(|e| fail(PasskeyError::Store(StoreError::from(e))))?;
     let used = PasskeyUse {
         credential: &credential,
-        counter: i64::from(result.counter()),
+        counter,
         backup_state: result.backup_state(),
         backup_eligible: result.backup_eligible(),
         at: now,

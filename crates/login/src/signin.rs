@@ -93,7 +93,12 @@ pub(crate) fn html_headers() -> HeaderMap {
 }
 
 pub(crate) fn lang_for(state: &LoginState, headers: &HeaderMap, ui_locales: &[String]) -> String {
-    let preferred: Vec<&str> = ui_locales.iter().map(String::as_str).collect();
+    let chosen = cookies::read(headers, crate::language::LANG_COOKIE);
+    let preferred: Vec<&str> = ui_locales
+        .iter()
+        .map(String::as_str)
+        .chain(chosen.as_deref())
+        .collect();
     let accept = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok());
@@ -267,7 +272,7 @@ async fn start(
     response
 }
 
-async fn save(
+pub(crate) async fn save(
     state: &LoginState,
     tx_id: &str,
     tx: &LoginTx,
@@ -355,7 +360,7 @@ pub(crate) fn render(
 /// Loads a transaction and checks that this browser started it; with a form,
 /// also checks its CSRF token. Stale or foreign submissions get a fresh
 /// sign-in page saying the old one expired.
-async fn load_bound(
+pub(crate) async fn load_bound(
     state: &LoginState,
     headers: &HeaderMap,
     tx_id: &str,

@@ -96,6 +96,21 @@ impl Templates {
                 })?;
         }
 
+        // The language switcher's choices: each language named in itself.
+        let languages: Vec<(String, String)> = catalog
+            .languages()
+            .map(|code| {
+                (
+                    code.to_owned(),
+                    catalog.text(code, "language.name").to_owned(),
+                )
+            })
+            .collect();
+        env.add_global(
+            "languages",
+            Value::from(minijinja::value::Serde(&languages)),
+        );
+
         let for_t = catalog.clone();
         env.add_function(
             "t",
