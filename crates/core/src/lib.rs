@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod flow;
 pub mod form;
 pub mod secret;
+pub mod suggest;
 pub mod user;
 
 pub use auth::{Acr, AuthMethod, Authentication};

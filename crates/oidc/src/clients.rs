@@ -331,8 +331,17 @@ fn load_file(
     };
     let text = std::fs::read_to_string(file).map_err(|e| vec![problem("-", e.to_string())])?;
     let raw: ClientFile = toml::from_str(&text).map_err(|e| {
-        let field = e.message().split('`').nth(1).unwrap_or("-").to_owned();
-        vec![problem(&field, e.message().to_owned())]
+        let (reason, unknown) = zapini_core::suggest::unknown_key(e.message());
+        let field =
+            unknown.unwrap_or_else(|| e.message().split('`').nth(1).unwrap_or("-").to_owned());
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let reason = match line {
+            Some(line) => format!("{reason} (line {line})"),
+            None => reason,
+        };
+        vec![problem(&field, reason)]
     })?;
 
     let mut problems = Vec::new();
@@ -354,10 +363,13 @@ fn load_file(
     }
     for scope in &raw.scopes {
         if !KNOWN_SCOPES.contains(&scope.as_str()) {
-            let reason = format!(
-                "unknown scope {scope:?}; known: {}",
-                KNOWN_SCOPES.join(", ")
-            );
+            let reason = match zapini_core::suggest::nearest(scope, KNOWN_SCOPES.iter().copied()) {
+                Some(close) => format!("unknown scope {scope:?}; did you mean {close:?}?"),
+                None => format!(
+                    "unknown scope {scope:?}; known: {}",
+                    KNOWN_SCOPES.join(", ")
+                ),
+            };
             problems.push(problem("scopes", reason));
         }
     }

@@ -57,6 +57,13 @@ pub enum UsersCommand {
 }
 
 #[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Print every problem of the settings and client files, one a line
+    /// (file: field: reason); exits non-zero if there is any.
+    Check,
+}
+
+#[derive(Subcommand)]
 pub enum AuditCommand {
     /// Write the security log as JSON lines to standard output.
     Export {
@@ -304,4 +311,37 @@ pub fn clients(path: &Path, explicit: bool, cmd: ClientsCommand) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// `zapini-id config check`: the same checks as start-up, all problems at
+/// once.
+pub fn config_check(path: &Path, explicit: bool) -> anyhow::Result<()> {
+    let config = match Config::load(path, explicit) {
+        Ok(config) => config,
+        Err(err) => {
+            // Client files are read only with valid settings (they name the
+            // folder), so stop here.
+            println!("{err:#}");
+            bail!("the settings have problems; fix them and check again");
+        }
+    };
+    println!("{}: OK", path.display());
+    match zapini_oidc::ClientRegistry::load_dir(&config.clients_dir, &|name| {
+        std::env::var(name).ok()
+    }) {
+        Ok(registry) => {
+            println!(
+                "{}: {} client(s) OK",
+                config.clients_dir.display(),
+                registry.len()
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            for problem in &errors.0 {
+                println!("{problem}");
+            }
+            bail!("{} problem(s) in client files", errors.0.len())
+        }
+    }
 }

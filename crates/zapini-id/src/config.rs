@@ -234,58 +234,76 @@ impl Config {
         vars: impl Iterator<Item = (String, String)>,
         origin: &str,
     ) -> anyhow::Result<Self> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.message()))?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            match line {
+                Some(line) => anyhow::anyhow!("{origin}: line {line}: {}", e.message()),
+                None => anyhow::anyhow!("{origin}: {}", e.message()),
+            }
+        })?;
         apply_env(&mut table, vars)?;
         let config: Config =
             toml::Value::Table(table)
                 .try_into()
                 .map_err(|e: toml::de::Error| {
-                    anyhow::anyhow!("{origin} (with ZAPINI_ID_* overrides): {}", e.message())
+                    let (reason, _) = zapini_core::suggest::unknown_key(e.message());
+                    anyhow::anyhow!("{origin} (with ZAPINI_ID_* overrides): {reason}")
                 })?;
-        config.check().with_context(|| origin.to_owned())?;
+        let problems = config.problems();
+        if !problems.is_empty() {
+            let lines: Vec<String> = problems.iter().map(|p| format!("{origin}: {p}")).collect();
+            bail!("{}", lines.join("\n"));
+        }
         Ok(config)
     }
 
-    fn check(&self) -> anyhow::Result<()> {
-        check_issuer(&self.issuer)?;
+    /// Every problem of the settings, each as "field: reason".
+    pub fn problems(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        if let Err(e) = check_issuer(&self.issuer) {
+            found.push(e.to_string());
+        }
         if !(1..=60).contains(&self.tokens.code_ttl) {
-            bail!("tokens.code_ttl: must be 1 to 60 seconds");
+            found.push("tokens.code_ttl: must be 1 to 60 seconds".to_owned());
         }
         for (name, value) in [
             ("tokens.access_token_ttl", self.tokens.access_token_ttl),
             ("tokens.id_token_ttl", self.tokens.id_token_ttl),
         ] {
             if !(60..=DAY).contains(&value) {
-                bail!("{name}: must be 60 to {DAY} seconds, got {value}");
+                found.push(format!("{name}: must be 60 to {DAY} seconds, got {value}"));
             }
         }
         if !(3600..=365 * DAY).contains(&self.tokens.refresh_token_ttl) {
-            bail!(
+            found.push(format!(
                 "tokens.refresh_token_ttl: must be 3600 seconds to 365 days, got {}",
                 self.tokens.refresh_token_ttl
-            );
+            ));
         }
         if !(300..=30 * DAY).contains(&self.session.ttl) {
-            bail!(
+            found.push(format!(
                 "session.ttl: must be 300 seconds to 30 days, got {}",
                 self.session.ttl
-            );
+            ));
         }
         if !(1..=1000).contains(&self.database_pool_size) {
-            bail!("database_pool_size: must be 1 to 1000");
+            found.push("database_pool_size: must be 1 to 1000".to_owned());
         }
-        let policy = self.password_policy();
-        if !policy.is_strong_enough() {
-            bail!(
+        if !self.password_policy().is_strong_enough() {
+            found.push(
                 "password: below the OWASP minimum (memory_kib >= 19456, iterations >= 2, parallelism >= 1)"
+                    .to_owned(),
             );
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            bail!("log_format: must be \"text\" or \"json\"");
+            found.push("log_format: must be \"text\" or \"json\"".to_owned());
         }
-        self.passkeys().check().map_err(anyhow::Error::msg)?;
-        Ok(())
+        if let Err(e) = self.passkeys().check() {
+            found.push(e);
+        }
+        found
     }
 
     /// The passkey settings, defaults filled in from the issuer.

@@ -45,6 +45,9 @@ enum Command {
     /// The security log.
     #[command(subcommand)]
     Audit(cli::AuditCommand),
+    /// Check the settings file and every client file.
+    #[command(subcommand)]
+    Config(cli::ConfigCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -70,6 +73,7 @@ fn main() -> std::process::ExitCode {
             Command::Users(cmd) => cli::users(&args.config, explicit, cmd).await,
             Command::Clients(cmd) => cli::clients(&args.config, explicit, cmd),
             Command::Audit(cmd) => cli::audit(&args.config, explicit, cmd).await,
+            Command::Config(cli::ConfigCommand::Check) => cli::config_check(&args.config, explicit),
         }
     });
     match result {
