@@ -33,6 +33,7 @@ import {
   STEP_TIMEOUT_MS,
   assertAccessible,
   expectPage,
+  markScriptless,
   screenshotDir,
   startClientSite,
 } from './browser.js'
@@ -161,7 +162,9 @@ describe('two-factor authentication in the browser (Chromium)', () => {
     const ctx = await browser.newContext({ javaScriptEnabled, viewport, colorScheme, locale: 'en-US' })
     ctx.setDefaultTimeout(STEP_TIMEOUT_MS)
     contexts.push(ctx)
-    return { ctx, page: await ctx.newPage() }
+    const page = await ctx.newPage()
+    if (!javaScriptEnabled) markScriptless(page)
+    return { ctx, page }
   }
 
   async function screenshot(page, name) {

@@ -5,11 +5,17 @@
 // Not a test file itself (node --test only picks up *.test.js here).
 
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
+
+// axe-core (npm), the accessibility rules engine, as source text: evaluated
+// in the page through the DevTools protocol, which the page's CSP does not
+// govern, so the pages need no test-only relaxation.
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8')
 
 export const CHROMIUM = '/usr/bin/chromium'
 export const HAVE_CHROMIUM = existsSync(CHROMIUM)
@@ -69,6 +75,7 @@ export async function expectPage(page, title) {
  * label with text or an aria-label.
  */
 export async function assertAccessible(page, what) {
+  await assertAxe(page, what)
   const lang = await page.locator('html').getAttribute('lang')
   assert.ok(lang && /^[a-z]{2,3}(-[A-Za-z0-9]+)*$/.test(lang), `${what}: html[lang] is set (got ${JSON.stringify(lang)})`)
   assert.equal(await page.locator('h1').count(), 1, `${what}: one h1`)
@@ -89,5 +96,53 @@ export async function assertAccessible(page, what) {
       facts.labels.length + facts.labelledBy.length > 0 || facts.ariaLabel,
       `${what}: input has a label: ${facts.html}`,
     )
+  }
+}
+
+const scriptless = new WeakSet()
+
+/** Marks a page whose profile runs no JavaScript (for assertAxe). */
+export function markScriptless(page) {
+  scriptless.add(page)
+  return page
+}
+
+/**
+ * Runs axe-core's WCAG 2.0/2.1 A and AA rules (contrast included) on the
+ * page as it is, and fails with every violation and where it is.
+ */
+export async function assertAxe(page, what) {
+  // A page in a profile with JavaScript off cannot run axe itself: its
+  // markup and styles are checked in a scratch page of the same browser
+  // (scripts left out, as that profile runs none).
+  const jsOff = scriptless.has(page)
+  let target = page
+  let scratch = null
+  if (jsOff) {
+    scratch = await page.context().browser().newPage()
+    const origin = new URL(page.url()).origin
+    const html = (await page.content())
+      .replace(/<script\b[^>]*>[\s\S]*?<\/script>/g, '')
+      .replace('<head>', `<head><base href="${origin}/">`)
+    await scratch.setContent(html, { waitUntil: 'load' })
+    target = scratch
+  }
+  try {
+    const violations = await target.evaluate(async (source) => {
+      if (!window.axe) (0, eval)(source)
+      const result = await window.axe.run(document, {
+        runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+        resultTypes: ['violations'],
+      })
+      return result.violations.map((v) => ({
+        id: v.id,
+        impact: v.impact,
+        help: v.help,
+        nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary}`),
+      }))
+    }, AXE_SOURCE)
+    assert.deepEqual(violations, [], `${what}: axe-core found WCAG violations:\n${JSON.stringify(violations, null, 2)}`)
+  } finally {
+    await scratch?.close()
   }
 }
