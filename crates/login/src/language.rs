@@ -4,7 +4,9 @@
 //! Order of precedence for a page's language: the relying party's
 //! `ui_locales` (OIDC Core 3.1.2.1), then this cookie, then
 //! `Accept-Language`, then the default. A choice made on a sign-in page also
-//! replaces that sign-in's `ui_locales`, so the switch takes effect there too.
+//! replaces that sign-in's `ui_locales`, so the switch takes effect there too,
+//! and a sign-in shown in the relying party's `ui_locales` leaves that
+//! language in the cookie for the account pages.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -19,7 +21,7 @@ use crate::{LoginState, cookies};
 pub const LANG_COOKIE: &str = "zid_lang";
 
 /// How long the choice is remembered, in seconds.
-const LANG_TTL: i64 = 365 * 24 * 3600;
+pub(crate) const LANG_TTL: i64 = 365 * 24 * 3600;
 
 /// `POST /language` (form: `lang`, optional `tx`).
 pub async fn switch(State(state): State<LoginState>, headers: HeaderMap, body: Bytes) -> Response {

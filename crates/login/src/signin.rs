@@ -933,7 +933,23 @@ pub(crate) async fn finish(
         (None, Some(path)) => path.clone(),
         (None, None) => "/account/security".to_owned(),
     };
-    start_session(state, headers, &s.origin, user_id, auth, &next, s.now).await
+    let mut response = start_session(state, headers, &s.origin, user_id, auth, &next, s.now).await;
+    // A language the relying party asked for (ui_locales) is kept for the
+    // account pages, as if the person had picked it in the switcher.
+    if !s.tx.ui_locales.is_empty() {
+        let lang = lang_for(state, headers, &s.tx.ui_locales);
+        // Appended: the session cookie is already among the headers.
+        cookies::append(
+            response.headers_mut(),
+            cookies::set(
+                crate::language::LANG_COOKIE,
+                &lang,
+                crate::language::LANG_TTL,
+                state.secure_cookies,
+            ),
+        );
+    }
+    response
 }
 
 /// Records a new SSO session, replacing any previous one in this browser
