@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::Path as UrlPath;
+use axum::extract::{Path as UrlPath, State as Shared};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use minijinja::value::Value;
@@ -49,6 +49,23 @@ pub struct Templates {
     catalog: Arc<Catalog>,
     /// Shown in the page header and title.
     pub product_name: String,
+    /// The operator's logo (bytes and media type), served at `/static/logo`.
+    logo: Option<(Vec<u8>, &'static str)>,
+}
+
+/// The largest logo file accepted, in bytes.
+pub const MAX_LOGO_BYTES: u64 = 256 * 1024;
+
+/// The media type of a logo file, from its extension; `None` for a kind
+/// the pages do not show.
+pub fn logo_media_type(path: &Path) -> Option<&'static str> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "svg" => Some("image/svg+xml"),
+        "png" => Some("image/png"),
+        "webp" => Some("image/webp"),
+        "jpg" | "jpeg" => Some("image/jpeg"),
+        _ => None,
+    }
 }
 
 impl std::fmt::Debug for Templates {
@@ -133,7 +150,27 @@ impl Templates {
             env,
             catalog,
             product_name: product_name.to_owned(),
+            logo: None,
         })
+    }
+
+    /// Shows the logo in `path` in the page header instead of the initial.
+    pub fn with_logo(mut self, path: &Path) -> Result<Self, TemplateError> {
+        let io = |source| TemplateError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let kind = logo_media_type(path).ok_or_else(|| {
+            io(std::io::Error::other(
+                "use an .svg, .png, .webp or .jpg file",
+            ))
+        })?;
+        let bytes = std::fs::read(path).map_err(io)?;
+        if bytes.len() as u64 > MAX_LOGO_BYTES {
+            return Err(io(std::io::Error::other("larger than 256 KiB")));
+        }
+        self.logo = Some((bytes, kind));
+        Ok(self)
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -152,6 +189,7 @@ impl Templates {
         let ctx = minijinja::context! {
             lang => lang,
             product_name => self.product_name.clone(),
+            logo => self.logo.is_some(),
             ..Value::from(minijinja::value::Serde(&context))
         };
         template.render(ctx)
@@ -180,11 +218,19 @@ impl ErrorPages for Templates {
     }
 }
 
-/// `/static/{file}`: the embedded stylesheet.
-pub async fn asset(UrlPath(file): UrlPath<String>) -> Response {
-    let (body, kind) = match file.as_str() {
-        "app.css" => (STYLESHEET, "text/css; charset=utf-8"),
-        "app.js" => (SCRIPT, "text/javascript; charset=utf-8"),
+/// `/static/{file}`: the embedded stylesheet and script, and the
+/// operator's logo.
+pub async fn asset(
+    Shared(state): Shared<crate::LoginState>,
+    UrlPath(file): UrlPath<String>,
+) -> Response {
+    let (body, kind): (Vec<u8>, &'static str) = match file.as_str() {
+        "app.css" => (STYLESHEET.into(), "text/css; charset=utf-8"),
+        "app.js" => (SCRIPT.into(), "text/javascript; charset=utf-8"),
+        "logo" => match &state.templates.logo {
+            Some((bytes, kind)) => (bytes.clone(), kind),
+            None => return StatusCode::NOT_FOUND.into_response(),
+        },
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     let mut response = body.into_response();

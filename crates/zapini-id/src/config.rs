@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Environment variables that start with the prefix but are not settings.
 const NOT_SETTINGS: &[&str] = &[
@@ -44,7 +44,7 @@ fn check_issuer(issuer: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The issuer identifier: the public URL of this server, no trailing slash.
@@ -62,6 +62,9 @@ pub struct Config {
     pub templates_dir: Option<PathBuf>,
     /// Name shown on the hosted pages.
     pub product_name: String,
+    /// The operator's logo for the page header (.svg, .png, .webp or .jpg,
+    /// at most 256 KiB); the name's initial when unset.
+    pub logo_file: Option<PathBuf>,
     /// `text` (default) or `json`.
     pub log_format: String,
     pub tokens: Tokens,
@@ -73,7 +76,7 @@ pub struct Config {
 
 /// Where passkeys work. Unset values follow the issuer: its host is the
 /// relying-party id and its origin the one allowed origin.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebAuthn {
     /// The relying-party id: the issuer's host or a registrable domain above
@@ -85,7 +88,7 @@ pub struct WebAuthn {
     pub origins: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Login {
     /// Every password sign-in needs a second factor; users without one enrol
@@ -100,7 +103,7 @@ impl Default for Login {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Tokens {
     /// Authorization code lifetime in seconds, at most 60.
@@ -111,14 +114,14 @@ pub struct Tokens {
     pub refresh_token_ttl: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Session {
     /// SSO session lifetime in seconds.
     pub ttl: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Password {
     pub memory_kib: u32,
@@ -137,6 +140,7 @@ impl Default for Config {
             clients_dir: "config/clients".into(),
             templates_dir: None,
             product_name: "Zapini ID".into(),
+            logo_file: None,
             log_format: "text".into(),
             tokens: Tokens::default(),
             session: Session::default(),
@@ -303,6 +307,22 @@ impl Config {
         if let Err(e) = self.passkeys().check() {
             found.push(e);
         }
+        if let Some(logo) = &self.logo_file {
+            let size = std::fs::metadata(logo).map(|m| m.len());
+            if zapini_login::templates::logo_media_type(logo).is_none() {
+                found.push(format!(
+                    "logo_file: {}: use an .svg, .png, .webp or .jpg file",
+                    logo.display()
+                ));
+            } else if let Err(e) = &size {
+                found.push(format!("logo_file: {}: {e}", logo.display()));
+            } else if size.is_ok_and(|n| n > zapini_login::templates::MAX_LOGO_BYTES) {
+                found.push(format!(
+                    "logo_file: {}: larger than 256 KiB",
+                    logo.display()
+                ));
+            }
+        }
         found
     }
 
@@ -401,6 +421,44 @@ mod tests {
         ] {
             assert!(Config::from_parts(bad, vars(&[]), "f").is_err(), "{bad}");
         }
+    }
+
+    /// Every key of the settings, dotted (`tokens.code_ttl`).
+    fn keys(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        if let Some(table) = value.as_object() {
+            for (k, v) in table {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if v.is_object() {
+                    keys(&key, v, out);
+                } else {
+                    out.push(key);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_configuration_reference_documents_every_key() {
+        let docs = include_str!("../../../docs/operations.md");
+        let mut all = Vec::new();
+        keys(
+            "",
+            &serde_json::to_value(Config::default()).unwrap(),
+            &mut all,
+        );
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|k| !docs.contains(&format!("| `{k}`")) && !docs.contains(&format!(", `{k}`")))
+            .collect();
+        assert!(all.len() > 20, "{all:?}");
+        assert!(
+            missing.is_empty(),
+            "docs/operations.md does not document {missing:?}"
+        );
     }
 
     #[test]

@@ -138,10 +138,11 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
     let sealer = Sealer::from_master_secret(&master);
     let keys = KeyRing::load_or_create(&store, &sealer, clock.now()).await?;
 
-    let templates = Arc::new(Templates::new(
-        config.templates_dir.as_deref(),
-        &config.product_name,
-    )?);
+    let mut templates = Templates::new(config.templates_dir.as_deref(), &config.product_name)?;
+    if let Some(logo) = &config.logo_file {
+        templates = templates.with_logo(logo)?;
+    }
+    let templates = Arc::new(templates);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
