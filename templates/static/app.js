@@ -11,6 +11,12 @@ document.querySelectorAll("[data-copy]").forEach((button) => {
   });
 });
 
+// After a refused form, the first field in error takes the focus, so
+// keyboard and screen-reader users land where the fix is; the message itself
+// is announced by its aria-live region.
+const firstInvalid = document.querySelector("[aria-invalid=true]");
+if (firstInvalid) firstInvalid.focus();
+
 // The language switcher applies a choice at once; its button is for
 // browsers without this file.
 document.querySelectorAll("[data-autosubmit]").forEach((select) => {

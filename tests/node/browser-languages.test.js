@@ -52,6 +52,8 @@ const LANGUAGES = [
     lang: 'es',
     browserLocale: 'es-ES',
     uiLocales: null,
+    // This one also checks the dark colour scheme (axe-core's contrast rule).
+    colorScheme: 'dark',
     user: { email: 'lucia@example.com', name: 'Lucía', password: 'contrasena-muy-larga-456', emailVerified: true },
     signIn: 'Iniciar sesión',
     signInButton: 'Iniciar sesión',
@@ -108,8 +110,12 @@ describe('the pages in Portuguese and Spanish (Chromium)', { skip: !HAVE_CHROMIU
 
   for (const l of LANGUAGES) {
     const how = l.uiLocales ? `ui_locales=${l.uiLocales}` : `Accept-Language ${l.browserLocale}`
-    test(`${l.lang} (${how}): sign-in, 2FA enrolment and passkey registration all in ${l.lang}`, async () => {
-      const ctx = await browser.newContext({ viewport: DESKTOP, locale: l.browserLocale })
+    test(`${l.lang} (${how}, ${l.colorScheme ?? 'light'} mode): sign-in, 2FA enrolment and passkey registration all in ${l.lang}`, async () => {
+      const ctx = await browser.newContext({
+        viewport: DESKTOP,
+        locale: l.browserLocale,
+        colorScheme: l.colorScheme ?? 'light',
+      })
       ctx.setDefaultTimeout(STEP_TIMEOUT_MS)
       try {
         const page = await ctx.newPage()
