@@ -4,7 +4,8 @@
 // Portuguese is asked for by the relying party (`ui_locales=pt-BR`) in an
 // English-language browser; Spanish comes only from the browser's
 // `Accept-Language`. Every page is checked with axe-core and saved as a
-// screenshot. The authenticator app is Debian's `oathtool`.
+// screenshot. The authenticator app is Debian's `oathtool`. A last test goes
+// through sign-in and enrolment with the keyboard alone.
 
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -67,6 +68,9 @@ const LANGUAGES = [
   },
 ]
 
+// Signs in with the keyboard alone.
+const keyboardUser = { email: 'kim@example.com', name: 'Kim', password: 'only-the-keyboard-789', emailVerified: true }
+
 describe('the pages in Portuguese and Spanish (Chromium)', { skip: !HAVE_CHROMIUM && NO_CHROMIUM }, () => {
   let server
   let clientSite
@@ -83,7 +87,7 @@ describe('the pages in Portuguese and Spanish (Chromium)', { skip: !HAVE_CHROMIU
     server = await startServer({
       productDefault2fa: true,
       clients: [{ client_id: CLIENT_ID, name: 'Example App', redirect_uris: [redirectUri] }],
-      users: LANGUAGES.map((l) => l.user),
+      users: [...LANGUAGES.map((l) => l.user), keyboardUser],
     })
     config = await rpConfig(server, CLIENT_ID)
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: LAUNCH_ARGS })
@@ -177,4 +181,57 @@ describe('the pages in Portuguese and Spanish (Chromium)', { skip: !HAVE_CHROMIU
       }
     })
   }
+
+  /** Presses Tab until the focused element matches `selector`; fails after 30 presses. */
+  async function tabTo(page, selector) {
+    for (let i = 0; i < 30; i++) {
+      if (await page.evaluate((sel) => document.activeElement?.matches(sel) ?? false, selector)) return
+      await page.keyboard.press('Tab')
+    }
+    assert.fail(`Tab never reached ${selector} on ${page.url()}`)
+  }
+
+  test('keyboard only: sign-in, 2FA enrolment and the recovery codes with Tab, typing and Enter', async () => {
+    const ctx = await browser.newContext({ viewport: DESKTOP, locale: 'en-US' })
+    ctx.setDefaultTimeout(STEP_TIMEOUT_MS)
+    try {
+      const page = await ctx.newPage()
+      const codeVerifier = oidc.randomPKCECodeVerifier()
+      const state = oidc.randomState()
+      const url = oidc.buildAuthorizationUrl(config, {
+        redirect_uri: redirectUri,
+        scope: 'openid email',
+        code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+        code_challenge_method: 'S256',
+        state,
+      })
+      await page.goto(url.href)
+      await page.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor()
+      await tabTo(page, 'input[name=username]')
+      await page.keyboard.type(keyboardUser.email)
+      await page.keyboard.press('Tab')
+      await tabTo(page, 'input[name=password]')
+      await page.keyboard.type(keyboardUser.password)
+      await page.keyboard.press('Enter')
+
+      await page.getByRole('heading', { level: 1, name: 'Turn on two-factor authentication' }).waitFor()
+      const otpauth = new URL(await page.locator('a[href^="otpauth://"]').getAttribute('href'))
+      const { stdout } = await run('oathtool', ['--totp', '-b', otpauth.searchParams.get('secret')])
+      await tabTo(page, 'input[name=code]')
+      await page.keyboard.type(stdout.trim())
+      await page.keyboard.press('Enter')
+
+      await page.getByRole('heading', { level: 1, name: 'Save your recovery codes' }).waitFor()
+      await tabTo(page, 'form[action="/login/finish"] button[type=submit]')
+      await page.keyboard.press('Enter')
+      await page.waitForURL((u) => u.href.startsWith(`${redirectUri}?`))
+      const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url()), {
+        pkceCodeVerifier: codeVerifier,
+        expectedState: state,
+      })
+      assert.deepEqual(tokens.claims().amr, ['pwd', 'otp', 'mfa'])
+    } finally {
+      await ctx.close()
+    }
+  })
 })

@@ -57,3 +57,39 @@ async fn without_a_logo_the_header_shows_the_names_initial_and_no_logo_is_served
     let served = http().get(server.url("/static/logo")).send().await.unwrap();
     assert_eq!(served.status(), 404);
 }
+
+#[tokio::test]
+async fn a_template_in_the_override_folder_replaces_the_embedded_one_and_only_that_one() {
+    let dir = std::env::temp_dir().join(format!("zapini-templates-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("error.html"),
+        "{% extends \"base.html\" %}{% block content %}<h1>Acme help desk</h1><p>{{ t(message_key) }}</p>{% endblock %}",
+    )
+    .unwrap();
+    let server = Server::start(
+        &[ClientSpec::confidential("app")],
+        &format!("templates_dir = {:?}\n", dir.display().to_string()),
+    );
+    let missing = http().get(server.url("/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let page = missing.text().await.unwrap();
+    assert!(page.contains("<h1>Acme help desk</h1>"), "{page}");
+    assert!(
+        page.contains("This page does not exist."),
+        "messages still come from the locale files"
+    );
+    let signin = http()
+        .get(server.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        signin.contains("name=\"password\""),
+        "the embedded sign-in page is the fallback"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
