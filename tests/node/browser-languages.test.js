@@ -182,6 +182,20 @@ describe('the pages in Portuguese and Spanish (Chromium)', { skip: !HAVE_CHROMIU
     })
   }
 
+  test('the error page, in Portuguese, passes axe-core too', async () => {
+    const ctx = await browser.newContext({ viewport: DESKTOP, locale: 'pt-BR' })
+    try {
+      const page = await ctx.newPage()
+      const answer = await page.goto(`${server.issuer}/no-such-page`)
+      assert.equal(answer.status(), 404)
+      await page.getByText('Esta página não existe.').waitFor()
+      assert.equal(await page.locator('html').getAttribute('lang'), 'pt-BR')
+      await assertAccessible(page, 'pt-BR error page')
+    } finally {
+      await ctx.close()
+    }
+  })
+
   /** Presses Tab until the focused element matches `selector`; fails after 30 presses. */
   async function tabTo(page, selector) {
     for (let i = 0; i < 30; i++) {

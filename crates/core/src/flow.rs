@@ -17,6 +17,18 @@ pub const SESSION_COOKIE: &str = "zid_session";
 /// Name of the cookie that binds a login transaction to the browser.
 pub const LOGIN_COOKIE: &str = "zid_login";
 
+/// Name of the cookie that holds the language picked in the page footer.
+pub const LANG_COOKIE: &str = "zid_lang";
+
+/// The languages a browser asks for, best first, for pages that have no
+/// sign-in of their own: the footer's choice (cookie), then
+/// `Accept-Language` (kept whole for the negotiation's q-values).
+#[derive(Debug, Clone, Default)]
+pub struct LanguageWish {
+    pub chosen: Option<String>,
+    pub accept_language: Option<String>,
+}
+
 /// The session cookie's name: `__Host-` prefixed when cookies are `Secure`.
 pub fn session_cookie_name(secure: bool) -> &'static str {
     if secure {
@@ -145,7 +157,7 @@ pub struct Grant {
 /// sent back to a client (an unknown client or redirect URI). Implemented by
 /// the `login` crate's templates and handed to `oidc` by the binary.
 pub trait ErrorPages: Send + Sync + 'static {
-    fn error_page(&self, locales: &[String], message_key: &str, request_id: &str) -> String;
+    fn error_page(&self, wish: &LanguageWish, message_key: &str, request_id: &str) -> String;
 }
 
 #[cfg(test)]

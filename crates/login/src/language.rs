@@ -17,8 +17,7 @@ use zapini_core::form::Params;
 use crate::signin::{error_response, html_headers, load_bound, save};
 use crate::{LoginState, cookies};
 
-/// The cookie that holds the chosen language.
-pub const LANG_COOKIE: &str = "zid_lang";
+pub use zapini_core::flow::LANG_COOKIE;
 
 /// How long the choice is remembered, in seconds.
 pub(crate) const LANG_TTL: i64 = 365 * 24 * 3600;

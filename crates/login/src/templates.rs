@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use minijinja::value::Value;
 use minijinja::{Environment, Error, State};
 use serde::Serialize;
-use zapini_core::flow::ErrorPages;
+use zapini_core::flow::{ErrorPages, LanguageWish};
 
 use crate::i18n::Catalog;
 
@@ -207,9 +207,11 @@ impl Templates {
 }
 
 impl ErrorPages for Templates {
-    fn error_page(&self, locales: &[String], message_key: &str, request_id: &str) -> String {
-        let preferred: Vec<&str> = locales.iter().map(String::as_str).collect();
-        let lang = self.catalog.negotiate(&preferred, None);
+    fn error_page(&self, wish: &LanguageWish, message_key: &str, request_id: &str) -> String {
+        let preferred: Vec<&str> = wish.chosen.as_deref().into_iter().collect();
+        let lang = self
+            .catalog
+            .negotiate(&preferred, wish.accept_language.as_deref());
         self.page(
             "error.html",
             &lang,
@@ -263,7 +265,7 @@ mod tests {
     #[test]
     fn error_page_shows_message_and_request_id() {
         let t = Templates::new(None, "Zapini ID").unwrap();
-        let html = t.error_page(&[], "error.client_unknown", "req-123");
+        let html = t.error_page(&LanguageWish::default(), "error.client_unknown", "req-123");
         assert!(html.contains("req-123"));
         assert!(html.contains("lang=\"en\""));
         assert!(!html.contains("error.client_unknown"));

@@ -82,6 +82,25 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
+/// The languages the browser asks for: the footer's choice, then
+/// `Accept-Language`.
+pub fn language_wish(headers: &HeaderMap) -> zapini_core::flow::LanguageWish {
+    let chosen = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| zapini_core::flow::cookie_value(v, zapini_core::flow::LANG_COOKIE))
+        .map(str::to_owned);
+    let accept_language = headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    zapini_core::flow::LanguageWish {
+        chosen,
+        accept_language,
+    }
+}
+
 /// A plain page for a browser whose request cannot be answered by redirect
 /// (RFC 6749 4.1.2.1: never redirect to an unverified URI).
 pub fn error_page(
@@ -91,7 +110,7 @@ pub fn error_page(
     key: &str,
 ) -> Response {
     let id = request_id(headers);
-    let html = state.pages.error_page(&[], key, &id);
+    let html = state.pages.error_page(&language_wish(headers), key, &id);
     (status, no_store(), Html(html)).into_response()
 }
 

@@ -292,7 +292,8 @@ async fn not_found(templates: Arc<Templates>, headers: axum::http::HeaderMap) ->
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    let html = templates.error_page(&[], "error.not_found", id);
+    let wish = zapini_oidc::error::language_wish(&headers);
+    let html = templates.error_page(&wish, "error.not_found", id);
     (StatusCode::NOT_FOUND, Html(html)).into_response()
 }
 
