@@ -13,6 +13,7 @@ pub mod passkeys;
 pub mod password;
 pub mod second_factor;
 pub mod signin;
+mod step_up;
 pub mod templates;
 mod throttle;
 

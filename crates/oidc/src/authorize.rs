@@ -10,7 +10,7 @@
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use zapini_core::Acr;
 use zapini_core::crypto::{random_token, token_hash};
 use zapini_core::flow::{
@@ -18,14 +18,18 @@ use zapini_core::flow::{
     session_cookie_name,
 };
 
-use crate::OidcState;
 use crate::clients::Client;
 use crate::error::{OAuthError, error_page, no_store, unavailable_page};
+use crate::id_token_hint::{self, IdTokenHint};
+use crate::{OidcState, claims};
 use zapini_core::form::Params;
 
 /// Longest `state` and `nonce` accepted; longer ones are refused rather than
 /// echoed into redirect URLs.
 const MAX_OPAQUE_LEN: usize = 2048;
+
+/// OIDC Core 3.1.2.1 `display` values.
+pub const DISPLAY_VALUES: [&str; 4] = ["page", "popup", "touch", "wap"];
 
 pub async fn get(
     State(state): State<OidcState>,
@@ -57,6 +61,7 @@ pub async fn post(State(state): State<OidcState>, headers: HeaderMap, body: Byte
 struct ErrorTarget<'a> {
     redirect_uri: &'a str,
     state: Option<&'a str>,
+    mode: ResponseMode,
 }
 
 async fn authorize(state: &OidcState, headers: &HeaderMap, params: &Params) -> Response {
@@ -66,57 +71,132 @@ async fn authorize(state: &OidcState, headers: &HeaderMap, params: &Params) -> R
     };
 
     let client_state = params.get("state").filter(|s| s.len() <= MAX_OPAQUE_LEN);
-    let target = ErrorTarget {
+    let mut target = ErrorTarget {
         redirect_uri,
         state: client_state,
+        mode: ResponseMode::Query,
     };
     let now = state.clock.now();
 
-    let pending = match validate(client, redirect_uri, params, now) {
-        Ok(mut pending) => {
-            if state.require_2fa {
-                pending.min_acr = pending.min_acr.max(Acr::Mfa);
-            }
-            pending
-        }
+    let (mut pending, hint) = match validate(state, client, redirect_uri, params, now) {
+        Ok(valid) => valid,
         Err(err) => return redirect_error(state, &target, &err),
     };
-    let prompt = params.list("prompt");
+    target.mode = pending.response_mode;
+    if state.require_2fa {
+        pending.min_acr = pending.min_acr.max(Acr::Mfa);
+    }
     let session = match current_session(state, headers, now).await {
         Ok(session) => session,
         Err(err) => return unavailable_page(state, headers, &err),
     };
-
-    // OIDC Core 3.1.2.1: prompt=login, or an authentication older than
-    // max_age, must be repeated; the current event no longer counts.
-    let mut pending = pending;
-    if let Some(s) = &session {
-        let too_old = max_age(params).is_some_and(|max| now - s.auth.time > max);
-        if too_old || prompt.iter().any(|p| p == "login") {
-            pending.stale_auth = Some(s.auth.id.clone());
-        }
-    }
-
-    if let Some(session) = session.filter(|s| s.satisfies(&pending)) {
-        return match issue_code(state, &pending, &session, now).await {
+    match decide(state, params, &mut pending, session, hint.as_ref(), now).await {
+        Ok(Decision::Issue(session)) => match issue_code(state, &pending, &session, now).await {
             Ok(response) => response,
             Err(err) => unavailable_page(state, headers, &err),
-        };
+        },
+        Ok(Decision::SignIn) => save_and_sign_in(state, headers, &pending, now).await,
+        Ok(Decision::Refuse(err)) => redirect_error(state, &target, &err),
+        Err(err) => unavailable_page(state, headers, &err),
     }
-    if prompt.iter().any(|p| p == "none") {
+}
+
+/// What to do with a valid request, given the browser's session.
+enum Decision {
+    /// The session satisfies it: issue a code at once.
+    Issue(SsoSession),
+    /// The user must (re)authenticate or step up on the login pages.
+    SignIn,
+    /// Answer the client with an error.
+    Refuse(OAuthError),
+}
+
+async fn decide(
+    state: &OidcState,
+    params: &Params,
+    pending: &mut PendingAuthorization,
+    session: Option<SsoSession>,
+    hint: Option<&IdTokenHint>,
+    now: i64,
+) -> Result<Decision, zapini_store::StoreError> {
+    let prompt = params.list("prompt");
+    let none = prompt.iter().any(|p| p == "none");
+    if let Some(hint) = hint
+        && pending.login_hint.is_none()
+        && session.as_ref().is_none_or(|s| s.user_id != hint.sub)
+    {
+        let user = state.store.users().find(&hint.sub).await?;
+        pending.login_hint = user.map(|u| u.email);
+    }
+    let Some(session) = session else {
         // OIDC Core 3.1.2.6: no UI may be shown.
-        return redirect_error(
-            state,
-            &target,
-            &OAuthError::new("login_required", "the user is not signed in"),
-        );
+        return Ok(if none {
+            Decision::Refuse(OAuthError::new(
+                "login_required",
+                "the user is not signed in",
+            ))
+        } else {
+            Decision::SignIn
+        });
+    };
+
+    // OIDC Core 3.1.2.1: prompt=login, or an authentication older than
+    // max_age, must be repeated; the current event no longer counts. So
+    // must a session of another user than the id_token_hint names.
+    // select_account is answered like login: a browser holds one session,
+    // and the sign-in page is where another account can be chosen.
+    let too_old = max_age(params).is_some_and(|max| now - session.auth.time > max);
+    let other_user = hint.is_some_and(|h| h.sub != session.user_id);
+    let fresh = prompt.iter().any(|p| p == "login" || p == "select_account");
+    if too_old || other_user || fresh {
+        pending.stale_auth = Some(session.auth.id.clone());
+    }
+    if session.satisfies(pending) {
+        return Ok(Decision::Issue(session));
     }
 
+    // A phishing-resistant level needs a passkey; a user without one can
+    // never reach it (OIDC Core 3.1.2.6, RFC 9470 3).
+    let no_passkey = pending.min_acr >= Acr::Phr
+        && state
+            .store
+            .passkeys()
+            .list(&session.user_id)
+            .await?
+            .is_empty();
+    let stale = pending.stale_auth.is_some();
+    Ok(match (none, no_passkey) {
+        (true, _) if stale => Decision::Refuse(OAuthError::new(
+            "login_required",
+            "a new authentication is required",
+        )),
+        (true, _) => Decision::Refuse(OAuthError::new(
+            "interaction_required",
+            "a stronger authentication is required",
+        )),
+        (false, true) => Decision::Refuse(unmet()),
+        (false, false) => Decision::SignIn,
+    })
+}
+
+fn unmet() -> OAuthError {
+    OAuthError::new(
+        "unmet_authentication_requirements",
+        "the user cannot reach the requested authentication level",
+    )
+}
+
+async fn save_and_sign_in(
+    state: &OidcState,
+    headers: &HeaderMap,
+    pending: &PendingAuthorization,
+    now: i64,
+) -> Response {
     let expires = now + state.tokens.pending_ttl;
     if let Err(err) = state
         .store
         .ephemeral()
-        .put(ns::PENDING_AUTHORIZATION, &pending.id, &pending, expires)
+        .put(ns::PENDING_AUTHORIZATION, &pending.id, pending, expires)
         .await
     {
         return unavailable_page(state, headers, &err);
@@ -147,11 +227,12 @@ fn verify_client<'a>(
 
 /// Stage two: everything else, in the order of OIDC Core 3.1.2.2.
 fn validate(
+    state: &OidcState,
     client: &Client,
     redirect_uri: &str,
     params: &Params,
     now: i64,
-) -> Result<PendingAuthorization, OAuthError> {
+) -> Result<(PendingAuthorization, Option<IdTokenHint>), OAuthError> {
     // RFC 6749 3.1: request parameters MUST NOT be included more than once.
     if let Some(name) = params.first_duplicate() {
         return Err(OAuthError::invalid_request(format!(
@@ -190,14 +271,7 @@ fn validate(
             ));
         }
     }
-    let response_mode = match params.get("response_mode") {
-        None | Some("query") => ResponseMode::Query,
-        Some(other) => {
-            return Err(OAuthError::invalid_request(format!(
-                "response_mode {other} is not supported"
-            )));
-        }
-    };
+    let response_mode = response_mode(params)?;
 
     let scope = granted_scope(client, params)?;
     let code_challenge = pkce_challenge(client, params)?;
@@ -207,21 +281,24 @@ fn validate(
             "nonce is longer than 2048 characters",
         ));
     }
+    check_prompt_display_max_age(params)?;
 
-    let prompt = params.list("prompt");
-    if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
-        // OIDC Core 3.1.2.1: none must not be combined with other values.
-        return Err(OAuthError::invalid_request(
-            "prompt=none cannot be combined with other values",
-        ));
-    }
-    if params.get("max_age").is_some() && max_age(params).is_none() {
-        return Err(OAuthError::invalid_request(
-            "max_age must be a non-negative integer",
-        ));
-    }
+    let claims = match params.get("claims") {
+        Some(text) => claims::parse(text)?,
+        None => claims::ClaimsRequest::default(),
+    };
+    let requested = claims::requested_level(&params.list("acr_values"), claims.acr.as_ref())?;
+    let hint = match params.get("id_token_hint") {
+        // OIDC Core 3.1.2.1: a hint we did not issue to this client is not
+        // one we can act on.
+        Some(token) => match id_token_hint::verify(state, token) {
+            Some(h) if h.issued_to(&client.client_id) => Some(h),
+            _ => return Err(OAuthError::invalid_request("id_token_hint is not valid")),
+        },
+        None => None,
+    };
 
-    Ok(PendingAuthorization {
+    let pending = PendingAuthorization {
         id: random_token(32)
             .map_err(|_| OAuthError::new("server_error", "no randomness"))?
             .expose()
@@ -234,18 +311,57 @@ fn validate(
         nonce,
         code_challenge,
         response_mode,
-        min_acr: if client.require_2fa {
-            Acr::Mfa
-        } else {
-            Acr::Pwd
-        },
+        min_acr: requested.map_or(client.min_acr, |r| r.max(client.min_acr)),
         stale_auth: None,
         login_hint: params
             .get("login_hint")
             .map(|h| h.chars().take(256).collect()),
         ui_locales: params.list("ui_locales"),
         created_at: now,
-    })
+        id_token_claims: claims.id_token,
+        userinfo_claims: claims.userinfo,
+    };
+    Ok((pending, hint))
+}
+
+/// OAuth 2.0 Multiple Response Type Encoding Practices 2.1 (`query`) and
+/// OAuth 2.0 Form Post Response Mode 2 (`form_post`).
+fn response_mode(params: &Params) -> Result<ResponseMode, OAuthError> {
+    match params.get("response_mode") {
+        None | Some("query") => Ok(ResponseMode::Query),
+        Some("form_post") => Ok(ResponseMode::FormPost),
+        Some(other) => Err(OAuthError::invalid_request(format!(
+            "response_mode {} is not supported",
+            other.chars().take(32).collect::<String>()
+        ))),
+    }
+}
+
+/// OIDC Core 3.1.2.1: `prompt`, `display` and `max_age`.
+fn check_prompt_display_max_age(params: &Params) -> Result<(), OAuthError> {
+    let prompt = params.list("prompt");
+    if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
+        // OIDC Core 3.1.2.1: none must not be combined with other values.
+        return Err(OAuthError::invalid_request(
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    // The pages adapt to any screen, so every display value is served by
+    // the same page; a value outside the four of 3.1.2.1 is a mistake.
+    if params
+        .get("display")
+        .is_some_and(|d| !DISPLAY_VALUES.contains(&d))
+    {
+        return Err(OAuthError::invalid_request(
+            "display must be page, popup, touch or wap",
+        ));
+    }
+    if params.get("max_age").is_some() && max_age(params).is_none() {
+        return Err(OAuthError::invalid_request(
+            "max_age must be a non-negative integer",
+        ));
+    }
+    Ok(())
 }
 
 /// RFC 6749 3.3: the granted scope is the requested one limited to what the
@@ -310,6 +426,17 @@ fn max_age(params: &Params) -> Option<i64> {
         .map(i64::from)
 }
 
+/// The value of the SSO session cookie, if the browser sent one.
+pub(crate) fn session_cookie(state: &OidcState, headers: &HeaderMap) -> Option<String> {
+    let cookies = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join("; ");
+    cookie_value(&cookies, session_cookie_name(state.secure_cookies)).map(str::to_owned)
+}
+
 /// The SSO session behind the request's cookie, if it is live and its user
 /// may still sign in.
 pub(crate) async fn current_session(
@@ -317,16 +444,10 @@ pub(crate) async fn current_session(
     headers: &HeaderMap,
     now: i64,
 ) -> Result<Option<SsoSession>, zapini_store::StoreError> {
-    let cookies = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let Some(cookie) = cookie_value(&cookies, session_cookie_name(state.secure_cookies)) else {
+    let Some(cookie) = session_cookie(state, headers) else {
         return Ok(None);
     };
-    let Some(session) = state.store.sessions().find(cookie, now).await? else {
+    let Some(session) = state.store.sessions().find(&cookie, now).await? else {
         return Ok(None);
     };
     let user = state.store.users().find(&session.user_id).await?;
@@ -375,7 +496,11 @@ pub async fn resume(
         Err(err) => return unavailable_page(&state, &headers, &err),
     };
     let Some(session) = session.filter(|s| s.satisfies(&pending)) else {
-        return see_other(&format!("/login?authz={id}"));
+        return match eph.take::<bool>(ns::UNMET_ACR, &id, now).await {
+            Ok(Some(_)) => refuse_pending(&state, &headers, &id, &unmet(), now).await,
+            Ok(None) => see_other(&format!("/login?authz={id}")),
+            Err(err) => unavailable_page(&state, &headers, &err),
+        };
     };
 
     // Taking the pending authorization is the single-use step: a double
@@ -415,6 +540,8 @@ async fn issue_code(
         sid: session.sid.clone(),
         auth: session.auth.clone(),
         expires_at: now + state.tokens.code_ttl,
+        id_token_claims: pending.id_token_claims.clone(),
+        userinfo_claims: pending.userinfo_claims.clone(),
     };
     state
         .store
@@ -433,7 +560,40 @@ async fn issue_code(
         pairs.push(("state", s));
     }
     pairs.push(("iss", &state.issuer));
-    Ok(see_other(&append_query(&pending.redirect_uri, &pairs)))
+    let to = (pending.redirect_uri.as_str(), pending.response_mode);
+    Ok(respond(state, to, &pairs, &pending.ui_locales))
+}
+
+/// Ends a pending authorization the user cannot complete with an error to
+/// its client.
+async fn refuse_pending(
+    state: &OidcState,
+    headers: &HeaderMap,
+    id: &str,
+    err: &OAuthError,
+    now: i64,
+) -> Response {
+    let eph = state.store.ephemeral();
+    match eph
+        .take::<PendingAuthorization>(ns::PENDING_AUTHORIZATION, id, now)
+        .await
+    {
+        Ok(Some(pending)) => {
+            let target = ErrorTarget {
+                redirect_uri: &pending.redirect_uri,
+                state: pending.state.as_deref(),
+                mode: pending.response_mode,
+            };
+            redirect_error(state, &target, err)
+        }
+        Ok(None) => error_page(
+            state,
+            headers,
+            StatusCode::BAD_REQUEST,
+            "error.request_expired",
+        ),
+        Err(e) => unavailable_page(state, headers, &e),
+    }
 }
 
 /// RFC 6749 4.1.2.1 error response, with `iss` per RFC 9207 2.
@@ -446,7 +606,28 @@ fn redirect_error(state: &OidcState, target: &ErrorTarget<'_>, err: &OAuthError)
         pairs.push(("state", s));
     }
     pairs.push(("iss", &state.issuer));
-    see_other(&append_query(target.redirect_uri, &pairs))
+    respond(state, (target.redirect_uri, target.mode), &pairs, &[])
+}
+
+/// Sends an authorization response to a verified redirect URI: in its
+/// query, or (OAuth 2.0 Form Post Response Mode 2) as a form the browser
+/// posts there. The form has a visible button and is sent by the page's
+/// script from `/static`, since the CSP allows no inline script.
+fn respond(
+    state: &OidcState,
+    (uri, mode): (&str, ResponseMode),
+    pairs: &[(&str, &str)],
+    locales: &[String],
+) -> Response {
+    match mode {
+        ResponseMode::Query => see_other(&append_query(uri, pairs)),
+        ResponseMode::FormPost => {
+            let fields: Vec<[&str; 2]> = pairs.iter().map(|(k, v)| [*k, *v]).collect();
+            let context = serde_json::json!({ "action": uri, "fields": fields });
+            let html = state.pages.page(locales, "form_post.html", context);
+            (no_store(), Html(html)).into_response()
+        }
+    }
 }
 
 /// Adds parameters to a registered redirect URI without re-serialising it

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
+use zapini_core::Acr;
 use zapini_core::crypto::{b64url_decode, ct_eq, sha256};
 
 use crate::assertion::{ClientKey, parse_jwks};
@@ -102,6 +103,13 @@ struct ClientFile {
     /// Sign-ins for this client need two factors, whatever the global policy.
     #[serde(default)]
     require_2fa: bool,
+    /// The least `acr` of every sign-in for this client: `pwd`, `mfa` or
+    /// `phr` (the levels are ordered).
+    min_acr: Option<String>,
+    /// Where RP-initiated logout may send the browser afterwards, compared
+    /// exactly (OIDC RP-Initiated Logout 1.0, section 3.1).
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
 }
 
 fn default_auth_method() -> AuthMethod {
@@ -136,6 +144,10 @@ pub struct Client {
     pub id_token_alg: String,
     pub access_token_alg: String,
     pub require_2fa: bool,
+    /// The least level of its sign-ins: `min_acr`, raised to `mfa` by
+    /// `require_2fa`.
+    pub min_acr: Acr,
+    pub post_logout_redirect_uris: Vec<String>,
     /// The file this client came from, for messages.
     pub source: PathBuf,
 }
@@ -165,6 +177,14 @@ impl Client {
             Some(hash) => ct_eq(&sha256(presented.as_bytes()), hash),
             None => false,
         }
+    }
+
+    /// RP-Initiated Logout 1.0, 3.1: an exact match with a registered
+    /// `post_logout_redirect_uris` entry; no loopback port exception.
+    pub fn post_logout_uri_allowed(&self, uri: &str) -> bool {
+        self.post_logout_redirect_uris
+            .iter()
+            .any(|r| ct_eq(r.as_bytes(), uri.as_bytes()))
     }
 
     /// Exact redirect URI match (RFC 9700 2.1, OIDC Core 3.1.2.1), with the
@@ -380,6 +400,27 @@ fn load_file(
         problems.push(problem("access_token_signed_response_alg", reason));
     }
 
+    for uri in &raw.post_logout_redirect_uris {
+        if let Err(reason) = check_redirect_uri(uri) {
+            let reason = format!("{uri:?}: {reason}");
+            problems.push(problem("post_logout_redirect_uris", reason));
+        }
+    }
+    let min_acr = match raw.min_acr.as_deref().map(|v| (v, Acr::parse(v))) {
+        None => Acr::Pwd,
+        Some((_, Some(acr))) => acr,
+        Some((v, None)) => {
+            let reason = format!("unknown level {v:?}; known: pwd, mfa, phr");
+            problems.push(problem("min_acr", reason));
+            Acr::Pwd
+        }
+    };
+    let min_acr = if raw.require_2fa {
+        min_acr.max(Acr::Mfa)
+    } else {
+        min_acr
+    };
+
     let secret_hash = match secret_hash(&raw, file, env) {
         Ok(hash) => hash,
         Err(p) => {
@@ -403,6 +444,8 @@ fn load_file(
         id_token_alg: raw.id_token_signed_response_alg,
         access_token_alg: raw.access_token_signed_response_alg,
         require_2fa: raw.require_2fa,
+        min_acr,
+        post_logout_redirect_uris: raw.post_logout_redirect_uris,
         source: file.to_owned(),
     })
 }
