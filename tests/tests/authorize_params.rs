@@ -352,3 +352,35 @@ async fn form_post_sends_code_state_and_iss_in_a_form_with_no_inline_script() {
     let fields = form_fields(&page.body);
     assert_eq!(fields[0], ("error".into(), "login_required".into()));
 }
+
+#[tokio::test]
+async fn discovery_says_which_request_parameters_are_read() {
+    let (server, _, _) = start();
+    let doc: Value = http()
+        .get(server.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["claims_parameter_supported"], true);
+    assert_eq!(doc["request_parameter_supported"], false);
+    assert_eq!(doc["request_uri_parameter_supported"], false);
+    assert_eq!(
+        doc["response_modes_supported"],
+        serde_json::json!(["query", "form_post"])
+    );
+    assert_eq!(
+        doc["display_values_supported"],
+        serde_json::json!(["page", "popup", "touch", "wap"])
+    );
+    assert!(
+        doc.get("backchannel_logout_supported").is_none(),
+        "not built"
+    );
+    let claims = doc["claims_supported"].as_array().unwrap();
+    for claim in ["acr", "amr", "auth_time", "sid", "email", "name"] {
+        assert!(claims.iter().any(|c| c == claim), "{claim}");
+    }
+}

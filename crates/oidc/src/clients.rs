@@ -110,6 +110,10 @@ struct ClientFile {
     /// exactly (OIDC RP-Initiated Logout 1.0, section 3.1).
     #[serde(default)]
     post_logout_redirect_uris: Vec<String>,
+    /// OIDC Dynamic Client Registration 2: accepted for familiarity; every
+    /// ID token carries `auth_time` anyway.
+    #[serde(default, rename = "require_auth_time")]
+    _require_auth_time: bool,
 }
 
 fn default_auth_method() -> AuthMethod {

@@ -341,7 +341,11 @@ fn min_acr_is_a_known_level_and_require_2fa_raises_it_to_mfa() {
         "b.toml",
         &format!("client_id = \"b\"\n{base}require_2fa = true\n"),
     );
-    write(&dir, "c.toml", &format!("client_id = \"c\"\n{base}"));
+    write(
+        &dir,
+        "c.toml",
+        &format!("client_id = \"c\"\n{base}require_auth_time = true\n"),
+    );
     let registry = ClientRegistry::load_dir(&dir, &no_env).unwrap();
     assert_eq!(registry.get("a").unwrap().min_acr, zapini_core::Acr::Phr);
     assert_eq!(registry.get("b").unwrap().min_acr, zapini_core::Acr::Mfa);
