@@ -553,6 +553,7 @@ async fn issue_code(
             record.expires_at,
         )
         .await?;
+    crate::backchannel::remember_client(state, session, &pending.client_id, now).await?;
     tracing::info!(client_id = %pending.client_id, user_id = %session.user_id, "authorization code issued");
 
     let mut pairs = vec![("code", code.expose())];

@@ -114,6 +114,11 @@ struct ClientFile {
     /// ID token carries `auth_time` anyway.
     #[serde(default, rename = "require_auth_time")]
     _require_auth_time: bool,
+    /// Where logout tokens are posted (OIDC Back-Channel Logout 1.0, 2.2).
+    backchannel_logout_uri: Option<String>,
+    /// Section 2.2: accepted; logout tokens always carry `sid`.
+    #[serde(default, rename = "backchannel_logout_session_required")]
+    _backchannel_logout_session_required: bool,
 }
 
 fn default_auth_method() -> AuthMethod {
@@ -152,6 +157,7 @@ pub struct Client {
     /// `require_2fa`.
     pub min_acr: Acr,
     pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
     /// The file this client came from, for messages.
     pub source: PathBuf,
 }
@@ -410,6 +416,17 @@ fn load_file(
             problems.push(problem("post_logout_redirect_uris", reason));
         }
     }
+    if let Some(uri) = &raw.backchannel_logout_uri {
+        // Back-Channel Logout 2.2: an absolute http(s) URI, no fragment.
+        let web = uri.starts_with("https://") || uri.starts_with("http://");
+        if let Err(reason) = check_redirect_uri(uri).and_then(|()| {
+            web.then_some(())
+                .ok_or_else(|| "must be an https (or loopback http) URI".to_owned())
+        }) {
+            let reason = format!("{uri:?}: {reason}");
+            problems.push(problem("backchannel_logout_uri", reason));
+        }
+    }
     let min_acr = match raw.min_acr.as_deref().map(|v| (v, Acr::parse(v))) {
         None => Acr::Pwd,
         Some((_, Some(acr))) => acr,
@@ -450,6 +467,7 @@ fn load_file(
         require_2fa: raw.require_2fa,
         min_acr,
         post_logout_redirect_uris: raw.post_logout_redirect_uris,
+        backchannel_logout_uri: raw.backchannel_logout_uri,
         source: file.to_owned(),
     })
 }

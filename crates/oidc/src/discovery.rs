@@ -58,6 +58,9 @@ pub fn metadata(state: &OidcState) -> Value {
         "display_values_supported": DISPLAY_VALUES,
         // OpenID Connect RP-Initiated Logout 1.0, section 2.1.
         "end_session_endpoint": state.endpoint("/session/end"),
+        // OpenID Connect Back-Channel Logout 1.0, section 2.1.
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         // Discovery 3: request_uri_parameter_supported defaults to true, so
         // it must be said explicitly that neither request object is read.
         "request_parameter_supported": false,

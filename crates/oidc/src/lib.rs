@@ -8,6 +8,7 @@
 
 pub mod assertion;
 pub mod authorize;
+pub mod backchannel;
 pub mod claims;
 pub mod client_auth;
 pub mod clients;

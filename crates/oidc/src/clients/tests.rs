@@ -112,6 +112,7 @@ fn client_with(uris: &[&str]) -> Client {
         require_2fa: false,
         min_acr: zapini_core::Acr::Pwd,
         post_logout_redirect_uris: vec!["https://app.example/bye".into()],
+        backchannel_logout_uri: None,
         source: PathBuf::new(),
     }
 }
