@@ -168,3 +168,28 @@ async fn a_failed_delivery_is_retried() {
     let second = next_token(&mut rx).await;
     assert_eq!(first, second, "the same token is sent again after a 503");
 }
+
+#[tokio::test]
+async fn signing_out_on_the_account_page_notifies_the_client_too() {
+    let (uri, mut rx) = receiver(0).await;
+    let spec = ClientSpec::confidential("app")
+        .with_extra(format!("backchannel_logout_uri = \"{uri}\"\n"));
+    let server = Server::start(&[spec], "");
+    server.add_user(EMAIL, "Gil");
+    let mut browser = Browser::new(&server.base);
+    let page = browser
+        .authorize_with_password(&auth_url(&server), EMAIL, PASSWORD)
+        .await;
+    let code = query_param(&page.location.unwrap(), "code").unwrap();
+    let token = redeem_code(&server, "app", &code, "https://app.example.com/callback").await;
+    let sid = jwt_payload(token["id_token"].as_str().unwrap())["sid"].clone();
+
+    let security = browser.get("/account/security").await;
+    let csrf = zapini_id_tests::browser::hidden_input(&security.body, "csrf").unwrap();
+    let out = browser.post_form("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303);
+
+    let (typ, claims) = verify(&server, &next_token(&mut rx).await).await;
+    assert_eq!(typ, "logout+jwt");
+    assert_eq!(claims["sid"], sid);
+}

@@ -158,6 +158,13 @@ pub struct Grant {
     pub userinfo_claims: Vec<String>,
 }
 
+/// Told when a browser's SSO session is signed out, so that the clients it
+/// served can be notified (OIDC Back-Channel Logout). Implemented by `oidc`,
+/// called by the `login` pages; it must not block the caller.
+pub trait SessionEnded: Send + Sync + 'static {
+    fn session_ended(&self, session: &SsoSession, now: UnixTime);
+}
+
 /// Renders the plain error page a browser sees when the request cannot be
 /// sent back to a client (an unknown client or redirect URI), and the few
 /// other pages the protocol endpoints show (the form-post response, the

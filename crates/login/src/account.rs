@@ -15,7 +15,7 @@ use serde_json::json;
 use zapini_core::Secret;
 use zapini_core::audit::EventKind;
 use zapini_core::crypto::{ct_eq, token_hash};
-use zapini_core::flow::{SsoSession, session_cookie_name};
+use zapini_core::flow::{SsoSession, ns, session_cookie_name};
 use zapini_core::form::Params;
 use zapini_core::user::User;
 
@@ -636,8 +636,17 @@ pub async fn end_session(
     if let Err(err) = revoked.await {
         return unavailable(&state, &headers, &err);
     }
+    let ending: Option<SsoSession> = match state.store.ephemeral().get(ns::SESSION, &key, now).await
+    {
+        Ok(found) => found,
+        Err(err) => return unavailable(&state, &headers, &err),
+    };
     match state.store.sessions().end(&signed.user.id, &key, now).await {
-        Ok(true) => {}
+        Ok(true) => {
+            if let Some(session) = &ending {
+                state.session_ended.session_ended(session, now);
+            }
+        }
         Ok(false) => {
             return page(
                 &state,
@@ -698,6 +707,7 @@ pub async fn logout(State(state): State<LoginState>, headers: HeaderMap, body: B
     {
         return unavailable(&state, &headers, &err);
     }
+    state.session_ended.session_ended(&signed.session, now);
     signed_out(&state)
 }
 

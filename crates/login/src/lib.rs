@@ -46,6 +46,8 @@ pub struct LoginState {
     pub require_2fa: bool,
     /// The WebAuthn relying party (rp id, name and allowed origins).
     pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// Told when a user signs a session out, for back-channel logout.
+    pub session_ended: Arc<dyn zapini_core::flow::SessionEnded>,
 }
 
 /// The login and account routes.

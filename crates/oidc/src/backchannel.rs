@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use zapini_core::crypto::random_token;
-use zapini_core::flow::SsoSession;
+use zapini_core::flow::{SessionEnded, SsoSession};
 
 use crate::OidcState;
 use crate::clients::Client;
@@ -24,6 +24,24 @@ const SESSION_CLIENTS: &str = "session_clients";
 const ATTEMPTS: u32 = 5;
 
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Notifies the clients of sessions signed out on the login pages.
+pub struct Notifier {
+    state: OidcState,
+}
+
+impl Notifier {
+    pub fn new(state: OidcState) -> Self {
+        Self { state }
+    }
+}
+
+impl SessionEnded for Notifier {
+    fn session_ended(&self, session: &SsoSession, now: i64) {
+        let (state, session) = (self.state.clone(), session.clone());
+        tokio::spawn(async move { notify(&state, &session, now).await });
+    }
+}
 
 /// Remembers that `client_id` got a code in `session`, for its logout.
 pub async fn remember_client(
