@@ -375,10 +375,8 @@ async fn discovery_says_which_request_parameters_are_read() {
         doc["display_values_supported"],
         serde_json::json!(["page", "popup", "touch", "wap"])
     );
-    assert!(
-        doc.get("backchannel_logout_supported").is_none(),
-        "not built"
-    );
+    assert_eq!(doc["backchannel_logout_supported"], true);
+    assert!(doc["end_session_endpoint"].is_string());
     let claims = doc["claims_supported"].as_array().unwrap();
     for claim in ["acr", "amr", "auth_time", "sid", "email", "name"] {
         assert!(claims.iter().any(|c| c == claim), "{claim}");

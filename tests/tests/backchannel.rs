@@ -172,8 +172,8 @@ async fn a_failed_delivery_is_retried() {
 #[tokio::test]
 async fn signing_out_on_the_account_page_notifies_the_client_too() {
     let (uri, mut rx) = receiver(0).await;
-    let spec = ClientSpec::confidential("app")
-        .with_extra(format!("backchannel_logout_uri = \"{uri}\"\n"));
+    let spec =
+        ClientSpec::confidential("app").with_extra(format!("backchannel_logout_uri = \"{uri}\"\n"));
     let server = Server::start(&[spec], "");
     server.add_user(EMAIL, "Gil");
     let mut browser = Browser::new(&server.base);

@@ -10,7 +10,7 @@
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::Response;
 use zapini_core::Acr;
 use zapini_core::crypto::{random_token, token_hash};
 use zapini_core::flow::{
@@ -19,9 +19,14 @@ use zapini_core::flow::{
 };
 
 use crate::clients::Client;
-use crate::error::{OAuthError, error_page, no_store, unavailable_page};
+use crate::error::{OAuthError, error_page, unavailable_page};
 use crate::id_token_hint::{self, IdTokenHint};
 use crate::{OidcState, claims};
+
+mod response;
+
+pub(crate) use response::append_query;
+use response::{ErrorTarget, redirect_error, respond, see_other};
 use zapini_core::form::Params;
 
 /// Longest `state` and `nonce` accepted; longer ones are refused rather than
@@ -55,13 +60,6 @@ pub async fn post(State(state): State<OidcState>, headers: HeaderMap, body: Byte
         );
     }
     authorize(&state, &headers, &Params::parse(&body)).await
-}
-
-/// Where an error can be sent once the redirect URI is verified.
-struct ErrorTarget<'a> {
-    redirect_uri: &'a str,
-    state: Option<&'a str>,
-    mode: ResponseMode,
 }
 
 async fn authorize(state: &OidcState, headers: &HeaderMap, params: &Params) -> Response {
@@ -594,71 +592,5 @@ async fn refuse_pending(
             "error.request_expired",
         ),
         Err(e) => unavailable_page(state, headers, &e),
-    }
-}
-
-/// RFC 6749 4.1.2.1 error response, with `iss` per RFC 9207 2.
-fn redirect_error(state: &OidcState, target: &ErrorTarget<'_>, err: &OAuthError) -> Response {
-    let mut pairs = vec![
-        ("error", err.code),
-        ("error_description", err.description.as_ref()),
-    ];
-    if let Some(s) = target.state {
-        pairs.push(("state", s));
-    }
-    pairs.push(("iss", &state.issuer));
-    respond(state, (target.redirect_uri, target.mode), &pairs, &[])
-}
-
-/// Sends an authorization response to a verified redirect URI: in its
-/// query, or (OAuth 2.0 Form Post Response Mode 2) as a form the browser
-/// posts there. The form has a visible button and is sent by the page's
-/// script from `/static`, since the CSP allows no inline script.
-fn respond(
-    state: &OidcState,
-    (uri, mode): (&str, ResponseMode),
-    pairs: &[(&str, &str)],
-    locales: &[String],
-) -> Response {
-    match mode {
-        ResponseMode::Query => see_other(&append_query(uri, pairs)),
-        ResponseMode::FormPost => {
-            let fields: Vec<[&str; 2]> = pairs.iter().map(|(k, v)| [*k, *v]).collect();
-            let context = serde_json::json!({ "action": uri, "fields": fields });
-            let html = state.pages.page(locales, "form_post.html", context);
-            (no_store(), Html(html)).into_response()
-        }
-    }
-}
-
-/// Adds parameters to a registered redirect URI without re-serialising it
-/// (RFC 6749 3.1.2: its own query component must be retained).
-pub(crate) fn append_query(uri: &str, pairs: &[(&str, &str)]) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        query.append_pair(k, v);
-    }
-    let sep = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{sep}{}", query.finish())
-}
-
-fn see_other(location: &str) -> Response {
-    (no_store(), Redirect::to(location)).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_is_appended_to_an_existing_one() {
-        assert_eq!(
-            append_query("https://a/cb", &[("code", "x y")]),
-            "https://a/cb?code=x+y"
-        );
-        assert_eq!(
-            append_query("https://a/cb?t=1", &[("code", "c")]),
-            "https://a/cb?t=1&code=c"
-        );
     }
 }
