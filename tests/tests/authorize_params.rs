@@ -382,3 +382,34 @@ async fn discovery_says_which_request_parameters_are_read() {
         assert!(claims.iter().any(|c| c == claim), "{claim}");
     }
 }
+
+#[tokio::test]
+async fn hostile_values_of_the_new_parameters_are_invalid_requests() {
+    let (server, spec, _) = start();
+    let big_claims = enc(&format!(
+        r#"{{"id_token":{{"email":"{}"}}}}"#,
+        "a".repeat(5000)
+    ));
+    let big_hint = "a".repeat(9000);
+    for extra in [
+        format!("&claims={big_claims}"),
+        format!("&id_token_hint={big_hint}"),
+        "&claims=%7B%7D&claims=%7B%7D".to_owned(),
+        "&acr_values=mfa&acr_values=phr".to_owned(),
+        "&response_mode=fragment".to_owned(),
+        "&prompt=none%20login".to_owned(),
+        "&display=page&display=popup".to_owned(),
+    ] {
+        let url = auth_url(&server, &spec, &extra);
+        let page = Browser::new(&server.base).get(&url).await;
+        let location = page
+            .location
+            .unwrap_or_else(|| panic!("{extra}: {}", page.status));
+        assert!(location.starts_with(&spec.redirect_uri), "{extra}");
+        assert_eq!(
+            error_of(&location).as_deref(),
+            Some("invalid_request"),
+            "{extra}"
+        );
+    }
+}
