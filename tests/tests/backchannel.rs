@@ -193,3 +193,47 @@ async fn signing_out_on_the_account_page_notifies_the_client_too() {
     assert_eq!(typ, "logout+jwt");
     assert_eq!(claims["sid"], sid);
 }
+
+/// Signs in in a new browser; returns it and the ID token's `sid`.
+async fn signed_in(server: &Server) -> (Browser, Value) {
+    let mut browser = Browser::new(&server.base);
+    let page = browser
+        .authorize_with_password(&auth_url(server), EMAIL, PASSWORD)
+        .await;
+    let code = query_param(&page.location.unwrap(), "code").unwrap();
+    let token = redeem_code(server, "app", &code, "https://app.example.com/callback").await;
+    let sid = jwt_payload(token["id_token"].as_str().unwrap())["sid"].clone();
+    (browser, sid)
+}
+
+#[tokio::test]
+async fn a_password_change_notifies_the_other_sessions_only() {
+    let (uri, mut rx) = receiver(0).await;
+    let spec = ClientSpec::confidential("app")
+        .with_extra(format!("backchannel_logout_uri = \"{uri}\"\n"));
+    let server = Server::start(&[spec], "");
+    server.add_user(EMAIL, "Gil");
+    let (mut here, _) = signed_in(&server).await;
+    let (_, elsewhere_sid) = signed_in(&server).await;
+
+    let page = here.get("/account/security").await;
+    let csrf = zapini_id_tests::browser::hidden_input(&page.body, "csrf").unwrap();
+    let new_password = "another long password for gil";
+    let changed = here
+        .post_form(
+            "/account/security/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", PASSWORD),
+                ("new_password", new_password),
+                ("confirm_password", new_password),
+            ],
+        )
+        .await;
+    assert!(changed.status < 400, "{}", changed.body);
+
+    let (_, claims) = verify(&server, &next_token(&mut rx).await).await;
+    assert_eq!(claims["sid"], elsewhere_sid);
+    let more = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+    assert!(more.is_err(), "the session that changed the password stays");
+}

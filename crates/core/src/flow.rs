@@ -162,7 +162,8 @@ pub struct Grant {
 /// served can be notified (OIDC Back-Channel Logout). Implemented by `oidc`,
 /// called by the `login` pages; it must not block the caller.
 pub trait SessionEnded: Send + Sync + 'static {
-    fn session_ended(&self, session: &SsoSession, now: UnixTime);
+    /// Session `sid` of `user_id` has ended.
+    fn session_ended(&self, sid: &str, user_id: &str, now: UnixTime);
 }
 
 /// Renders the plain error page a browser sees when the request cannot be

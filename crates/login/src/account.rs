@@ -588,6 +588,10 @@ pub async fn change_password(
         Ok(hash) => hash,
         Err(err) => return unavailable(&state, &headers, &err),
     };
+    let others = match state.store.sessions().list(&signed.user.id, now).await {
+        Ok(list) => list,
+        Err(err) => return unavailable(&state, &headers, &err),
+    };
     let saved = async {
         state
             .store
@@ -604,6 +608,11 @@ pub async fn change_password(
     };
     if let Err(err) = saved.await {
         return unavailable(&state, &headers, &err);
+    }
+    for other in others.iter().filter(|r| r.key != signed.key()) {
+        state
+            .session_ended
+            .session_ended(&other.sid, &signed.user.id, now);
     }
     let kind = EventKind::PasswordChanged;
     recorded(
@@ -643,8 +652,8 @@ pub async fn end_session(
     };
     match state.store.sessions().end(&signed.user.id, &key, now).await {
         Ok(true) => {
-            if let Some(session) = &ending {
-                state.session_ended.session_ended(session, now);
+            if let Some(s) = &ending {
+                state.session_ended.session_ended(&s.sid, &s.user_id, now);
             }
         }
         Ok(false) => {
@@ -707,7 +716,10 @@ pub async fn logout(State(state): State<LoginState>, headers: HeaderMap, body: B
     {
         return unavailable(&state, &headers, &err);
     }
-    state.session_ended.session_ended(&signed.session, now);
+    let ended = &signed.session;
+    state
+        .session_ended
+        .session_ended(&ended.sid, &ended.user_id, now);
     signed_out(&state)
 }
 

@@ -37,9 +37,10 @@ impl Notifier {
 }
 
 impl SessionEnded for Notifier {
-    fn session_ended(&self, session: &SsoSession, now: i64) {
-        let (state, session) = (self.state.clone(), session.clone());
-        tokio::spawn(async move { notify(&state, &session, now).await });
+    fn session_ended(&self, sid: &str, user_id: &str, now: i64) {
+        let state = self.state.clone();
+        let (sid, user_id) = (sid.to_owned(), user_id.to_owned());
+        tokio::spawn(async move { notify(&state, &sid, &user_id, now).await });
     }
 }
 
@@ -65,11 +66,11 @@ pub async fn remember_client(
 
 /// Sends logout tokens for an ended session to its clients, in the
 /// background.
-pub async fn notify(state: &OidcState, session: &SsoSession, now: i64) {
+pub async fn notify(state: &OidcState, sid: &str, user_id: &str, now: i64) {
     let taken = state
         .store
         .ephemeral()
-        .take::<Vec<String>>(SESSION_CLIENTS, &session.sid, now)
+        .take::<Vec<String>>(SESSION_CLIENTS, sid, now)
         .await;
     let clients = match taken {
         Ok(found) => found.unwrap_or_default(),
@@ -82,7 +83,7 @@ pub async fn notify(state: &OidcState, session: &SsoSession, now: i64) {
         let Some(uri) = client.backchannel_logout_uri.clone() else {
             continue;
         };
-        match logout_token(state, client, session, now) {
+        match logout_token(state, client, sid, user_id, now) {
             Ok(token) => {
                 let client_id = client.client_id.clone();
                 tokio::spawn(deliver(client_id, uri, token));
@@ -97,7 +98,8 @@ pub async fn notify(state: &OidcState, session: &SsoSession, now: i64) {
 fn logout_token(
     state: &OidcState,
     client: &Client,
-    session: &SsoSession,
+    sid: &str,
+    user_id: &str,
     now: i64,
 ) -> Result<String, crate::keys::KeyError> {
     let jti = random_token(16)?;
@@ -107,8 +109,8 @@ fn logout_token(
         "iat": now,
         "exp": now + 120,
         "jti": jti.expose(),
-        "sub": session.user_id,
-        "sid": session.sid,
+        "sub": user_id,
+        "sid": sid,
         "events": { EVENT: {} },
     });
     let claims = match claims {

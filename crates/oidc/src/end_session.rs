@@ -186,7 +186,7 @@ async fn sign_out(
     if let Err(err) = state.store.audit().record(&event).await {
         tracing::error!(error = %err, "could not record a security event");
     }
-    crate::backchannel::notify(state, session, now).await;
+    crate::backchannel::notify(state, &session.sid, &session.user_id, now).await;
     tracing::info!(user_id = %session.user_id, "signed out by a relying party");
     Ok(expired_cookie(state))
 }
