@@ -45,6 +45,9 @@ impl SessionEnded for Notifier {
 }
 
 /// Remembers that `client_id` got a code in `session`, for its logout.
+/// The list is read and written back, so two codes issued for different
+/// clients of one session at the same instant can lose one entry; that
+/// client then learns of the logout only from its next request.
 pub async fn remember_client(
     state: &OidcState,
     session: &SsoSession,
