@@ -209,8 +209,8 @@ async fn signed_in(server: &Server) -> (Browser, Value) {
 #[tokio::test]
 async fn a_password_change_notifies_the_other_sessions_only() {
     let (uri, mut rx) = receiver(0).await;
-    let spec = ClientSpec::confidential("app")
-        .with_extra(format!("backchannel_logout_uri = \"{uri}\"\n"));
+    let spec =
+        ClientSpec::confidential("app").with_extra(format!("backchannel_logout_uri = \"{uri}\"\n"));
     let server = Server::start(&[spec], "");
     server.add_user(EMAIL, "Gil");
     let (mut here, _) = signed_in(&server).await;
