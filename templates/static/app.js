@@ -176,3 +176,7 @@ document.querySelectorAll("[data-passkey-register]").forEach((form) => {
     }
   });
 });
+
+// The form-post authorization response: the form has a visible button for
+// browsers without scripts; with them, it is sent at once.
+document.querySelectorAll("form[data-autosubmit]").forEach((form) => form.submit());

@@ -67,6 +67,9 @@ pub mod ns {
     pub const GRANT: &str = "grant";
     /// `jti`s of `private_key_jwt` client assertions, until they expire.
     pub const CLIENT_ASSERTION: &str = "client_assertion_jti";
+    /// Pending authorizations whose level the user cannot reach (a `phr`
+    /// request for a user without a passkey), marked by the login pages.
+    pub const UNMET_ACR: &str = "unmet_acr";
 }
 
 /// A validated authorization request waiting for the user to authenticate.
@@ -89,6 +92,12 @@ pub struct PendingAuthorization {
     pub login_hint: Option<String>,
     pub ui_locales: Vec<String>,
     pub created_at: UnixTime,
+    /// Claims asked for one by one in the `claims` parameter (OIDC Core
+    /// 5.5), for the ID token and for UserInfo.
+    #[serde(default)]
+    pub id_token_claims: Vec<String>,
+    #[serde(default)]
+    pub userinfo_claims: Vec<String>,
 }
 
 /// How the authorization response reaches the client.
@@ -132,6 +141,11 @@ pub struct AuthorizationCode {
     pub sid: String,
     pub auth: Authentication,
     pub expires_at: UnixTime,
+    /// Claims of the `claims` parameter (OIDC Core 5.5).
+    #[serde(default)]
+    pub id_token_claims: Vec<String>,
+    #[serde(default)]
+    pub userinfo_claims: Vec<String>,
 }
 
 /// A grant: what one token response issued. Tokens carry its id as `jti`;
@@ -151,13 +165,29 @@ pub struct Grant {
     /// Issued to a client for itself (RFC 6749 4.4), with no user behind it.
     #[serde(default)]
     pub for_client: bool,
+    /// Claims UserInfo returns whatever the scope (OIDC Core 5.5).
+    #[serde(default)]
+    pub userinfo_claims: Vec<String>,
+}
+
+/// Told when a browser's SSO session is signed out, so that the clients it
+/// served can be notified (OIDC Back-Channel Logout). Implemented by `oidc`,
+/// called by the `login` pages; it must not block the caller.
+pub trait SessionEnded: Send + Sync + 'static {
+    /// Session `sid` of `user_id` has ended.
+    fn session_ended(&self, sid: &str, user_id: &str, now: UnixTime);
 }
 
 /// Renders the plain error page a browser sees when the request cannot be
-/// sent back to a client (an unknown client or redirect URI). Implemented by
-/// the `login` crate's templates and handed to `oidc` by the binary.
+/// sent back to a client (an unknown client or redirect URI), and the few
+/// other pages the protocol endpoints show (the form-post response, the
+/// sign-out confirmation). Implemented by the `login` crate's templates and
+/// handed to `oidc` by the binary.
 pub trait ErrorPages: Send + Sync + 'static {
     fn error_page(&self, wish: &LanguageWish, message_key: &str, request_id: &str) -> String;
+
+    /// Renders the page template `name` with `context` (a JSON object).
+    fn page(&self, locales: &[String], name: &str, context: serde_json::Value) -> String;
 }
 
 #[cfg(test)]
@@ -181,6 +211,8 @@ mod tests {
             login_hint: None,
             ui_locales: vec![],
             created_at: 1_000,
+            id_token_claims: vec![],
+            userinfo_claims: vec![],
         }
     }
 

@@ -15,7 +15,7 @@ use serde_json::json;
 use zapini_core::Secret;
 use zapini_core::audit::EventKind;
 use zapini_core::crypto::{ct_eq, token_hash};
-use zapini_core::flow::{SsoSession, session_cookie_name};
+use zapini_core::flow::{SsoSession, ns, session_cookie_name};
 use zapini_core::form::Params;
 use zapini_core::user::User;
 
@@ -569,6 +569,10 @@ pub async fn change_password(
         Ok(hash) => hash,
         Err(err) => return unavailable(&state, &headers, &err),
     };
+    let others = match state.store.sessions().list(&signed.user.id, now).await {
+        Ok(list) => list,
+        Err(err) => return unavailable(&state, &headers, &err),
+    };
     let saved = async {
         state
             .store
@@ -585,6 +589,11 @@ pub async fn change_password(
     };
     if let Err(err) = saved.await {
         return unavailable(&state, &headers, &err);
+    }
+    for other in others.iter().filter(|r| r.key != signed.key()) {
+        state
+            .session_ended
+            .session_ended(&other.sid, &signed.user.id, now);
     }
     let kind = EventKind::PasswordChanged;
     recorded(
@@ -617,8 +626,17 @@ pub async fn end_session(
     if let Err(err) = revoked.await {
         return unavailable(&state, &headers, &err);
     }
+    let ending: Option<SsoSession> = match state.store.ephemeral().get(ns::SESSION, &key, now).await
+    {
+        Ok(found) => found,
+        Err(err) => return unavailable(&state, &headers, &err),
+    };
     match state.store.sessions().end(&signed.user.id, &key, now).await {
-        Ok(true) => {}
+        Ok(true) => {
+            if let Some(s) = &ending {
+                state.session_ended.session_ended(&s.sid, &s.user_id, now);
+            }
+        }
         Ok(false) => {
             return page(
                 &state,
@@ -679,6 +697,10 @@ pub async fn logout(State(state): State<LoginState>, headers: HeaderMap, body: B
     {
         return unavailable(&state, &headers, &err);
     }
+    let ended = &signed.session;
+    state
+        .session_ended
+        .session_ended(&ended.sid, &ended.user_id, now);
     signed_out(&state)
 }
 

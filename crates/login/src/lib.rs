@@ -14,6 +14,7 @@ pub mod passkeys;
 pub mod password;
 pub mod second_factor;
 pub mod signin;
+mod step_up;
 pub mod templates;
 mod throttle;
 
@@ -46,6 +47,8 @@ pub struct LoginState {
     pub require_2fa: bool,
     /// The WebAuthn relying party (rp id, name and allowed origins).
     pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// Told when a user signs a session out, for back-channel logout.
+    pub session_ended: Arc<dyn zapini_core::flow::SessionEnded>,
 }
 
 /// The login and account routes.

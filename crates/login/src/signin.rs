@@ -25,7 +25,7 @@ use zapini_core::{Acr, AuthMethod, Authentication, Secret};
 use crate::events::{Origin, record};
 use crate::password::MAX_PASSWORD_BYTES;
 use crate::second_factor::{self as factor, SEED_PURPOSE};
-use crate::{LoginState, cookies, throttle};
+use crate::{LoginState, cookies, step_up, throttle};
 
 /// How long a sign-in page stays usable, in seconds.
 const LOGIN_TX_TTL: i64 = 30 * 60;
@@ -83,6 +83,9 @@ pub(crate) struct LoginTx {
     pub(crate) client_name: Option<String>,
     pub(crate) login_hint: Option<String>,
     pub(crate) require_2fa: bool,
+    /// The request wants `phr`: only a passkey completes the sign-in.
+    #[serde(default)]
+    pub(crate) require_phr: bool,
     pub(crate) step: Step,
 }
 
@@ -262,7 +265,11 @@ async fn start(
         client_name: pending.map(|p| p.client_name.clone()),
         login_hint: pending.and_then(|p| p.login_hint.clone()),
         require_2fa: state.require_2fa || pending.is_some_and(|p| p.min_acr >= Acr::Mfa),
-        step: Step::Password,
+        require_phr: pending.is_some_and(|p| p.min_acr >= Acr::Phr),
+        step: match step_up::second_step(state, headers, pending, now).await {
+            Ok(step) => step.unwrap_or(Step::Password),
+            Err(err) => return unavailable(state, headers, &err),
+        },
     };
     if let Err(err) = save(state, tx_id.expose(), &tx, now).await {
         return unavailable(state, headers, &err);
@@ -578,14 +585,18 @@ pub async fn submit(
         Ok(found) => found,
         Err(err) => return unavailable(&state, &headers, &err),
     };
+    if s.tx.require_phr && !has_passkey {
+        return step_up::unmet(&state, &headers, &s.tx_id, &s.tx, s.now).await;
+    }
     // A user with a passkey but no TOTP uses the passkey as the second
     // step; enrolling TOTP here would let a password alone add a factor to
-    // an account that already has a stronger one.
-    if has_totp || (has_passkey && s.tx.require_2fa) {
+    // an account that already has a stronger one. For phr only the passkey
+    // is offered.
+    if has_totp || (has_passkey && s.tx.require_2fa) || s.tx.require_phr {
         s.tx.step = Step::SecondFactor {
             user_id: user.id,
             email: user.email,
-            totp: has_totp,
+            totp: has_totp && !s.tx.require_phr,
             passkey: has_passkey,
         };
     } else if s.tx.require_2fa {
@@ -629,7 +640,13 @@ pub async fn submit_code(
         Ok(s) => s,
         Err(response) => return response,
     };
-    let Step::SecondFactor { user_id, .. } = s.tx.step.clone() else {
+    // A step without TOTP (no TOTP, or phr asked) takes no codes.
+    let Step::SecondFactor {
+        user_id,
+        totp: true,
+        ..
+    } = s.tx.step.clone()
+    else {
         return render(&state, &headers, &s.tx_id, &s.tx, None, None);
     };
     let recovery = uri.path().ends_with("/recovery");
@@ -755,7 +772,7 @@ pub async fn show_recovery(
         );
     };
     match load_bound(&state, &headers, tx_id, None, now).await {
-        Ok(tx) if matches!(tx.step, Step::SecondFactor { .. }) => {
+        Ok(tx) if matches!(tx.step, Step::SecondFactor { totp: true, .. }) => {
             recovery_page(&state, &headers, tx_id, &tx, None)
         }
         Ok(tx) => render(&state, &headers, tx_id, &tx, None, None),

@@ -38,6 +38,9 @@ const PAGES: &[(&str, &str)] = &[
     page!("error.html"),
     page!("passkey_signin.html"),
     page!("passkey_remove.html"),
+    page!("form_post.html"),
+    page!("logout_confirm.html"),
+    page!("logged_out.html"),
 ];
 
 const STYLESHEET: &str = include_str!("../../../templates/static/app.css");
@@ -217,6 +220,12 @@ impl ErrorPages for Templates {
             &lang,
             minijinja::context! { message_key => message_key, request_id => request_id },
         )
+    }
+
+    fn page(&self, locales: &[String], name: &str, context: serde_json::Value) -> String {
+        let preferred: Vec<&str> = locales.iter().map(String::as_str).collect();
+        let lang = self.catalog.negotiate(&preferred, None);
+        Templates::page(self, name, &lang, context)
     }
 }
 

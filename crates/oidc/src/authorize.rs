@@ -10,7 +10,7 @@
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use zapini_core::Acr;
 use zapini_core::crypto::{random_token, token_hash};
 use zapini_core::flow::{
@@ -18,14 +18,25 @@ use zapini_core::flow::{
     session_cookie_name,
 };
 
-use crate::OidcState;
 use crate::clients::Client;
-use crate::error::{OAuthError, error_page, no_store, unavailable_page};
+use crate::error::{OAuthError, error_page, unavailable_page};
+use crate::id_token_hint::{self, IdTokenHint};
+use crate::{OidcState, claims};
+
+mod checks;
+mod response;
+
+use checks::{check_prompt_display_max_age, granted_scope, max_age, pkce_challenge, response_mode};
+pub(crate) use response::append_query;
+use response::{ErrorTarget, redirect_error, respond, see_other};
 use zapini_core::form::Params;
 
 /// Longest `state` and `nonce` accepted; longer ones are refused rather than
 /// echoed into redirect URLs.
 const MAX_OPAQUE_LEN: usize = 2048;
+
+/// OIDC Core 3.1.2.1 `display` values.
+pub const DISPLAY_VALUES: [&str; 4] = ["page", "popup", "touch", "wap"];
 
 pub async fn get(
     State(state): State<OidcState>,
@@ -53,12 +64,6 @@ pub async fn post(State(state): State<OidcState>, headers: HeaderMap, body: Byte
     authorize(&state, &headers, &Params::parse(&body)).await
 }
 
-/// Where an error can be sent once the redirect URI is verified.
-struct ErrorTarget<'a> {
-    redirect_uri: &'a str,
-    state: Option<&'a str>,
-}
-
 async fn authorize(state: &OidcState, headers: &HeaderMap, params: &Params) -> Response {
     let (client, redirect_uri) = match verify_client(state, params) {
         Ok(found) => found,
@@ -66,57 +71,132 @@ async fn authorize(state: &OidcState, headers: &HeaderMap, params: &Params) -> R
     };
 
     let client_state = params.get("state").filter(|s| s.len() <= MAX_OPAQUE_LEN);
-    let target = ErrorTarget {
+    let mut target = ErrorTarget {
         redirect_uri,
         state: client_state,
+        mode: ResponseMode::Query,
     };
     let now = state.clock.now();
 
-    let pending = match validate(client, redirect_uri, params, now) {
-        Ok(mut pending) => {
-            if state.require_2fa {
-                pending.min_acr = pending.min_acr.max(Acr::Mfa);
-            }
-            pending
-        }
+    let (mut pending, hint) = match validate(state, client, redirect_uri, params, now) {
+        Ok(valid) => valid,
         Err(err) => return redirect_error(state, &target, &err),
     };
-    let prompt = params.list("prompt");
+    target.mode = pending.response_mode;
+    if state.require_2fa {
+        pending.min_acr = pending.min_acr.max(Acr::Mfa);
+    }
     let session = match current_session(state, headers, now).await {
         Ok(session) => session,
         Err(err) => return unavailable_page(state, headers, &err),
     };
-
-    // OIDC Core 3.1.2.1: prompt=login, or an authentication older than
-    // max_age, must be repeated; the current event no longer counts.
-    let mut pending = pending;
-    if let Some(s) = &session {
-        let too_old = max_age(params).is_some_and(|max| now - s.auth.time > max);
-        if too_old || prompt.iter().any(|p| p == "login") {
-            pending.stale_auth = Some(s.auth.id.clone());
-        }
-    }
-
-    if let Some(session) = session.filter(|s| s.satisfies(&pending)) {
-        return match issue_code(state, &pending, &session, now).await {
+    match decide(state, params, &mut pending, session, hint.as_ref(), now).await {
+        Ok(Decision::Issue(session)) => match issue_code(state, &pending, &session, now).await {
             Ok(response) => response,
             Err(err) => unavailable_page(state, headers, &err),
-        };
+        },
+        Ok(Decision::SignIn) => save_and_sign_in(state, headers, &pending, now).await,
+        Ok(Decision::Refuse(err)) => redirect_error(state, &target, &err),
+        Err(err) => unavailable_page(state, headers, &err),
     }
-    if prompt.iter().any(|p| p == "none") {
+}
+
+/// What to do with a valid request, given the browser's session.
+enum Decision {
+    /// The session satisfies it: issue a code at once.
+    Issue(SsoSession),
+    /// The user must (re)authenticate or step up on the login pages.
+    SignIn,
+    /// Answer the client with an error.
+    Refuse(OAuthError),
+}
+
+async fn decide(
+    state: &OidcState,
+    params: &Params,
+    pending: &mut PendingAuthorization,
+    session: Option<SsoSession>,
+    hint: Option<&IdTokenHint>,
+    now: i64,
+) -> Result<Decision, zapini_store::StoreError> {
+    let prompt = params.list("prompt");
+    let none = prompt.iter().any(|p| p == "none");
+    if let Some(hint) = hint
+        && pending.login_hint.is_none()
+        && session.as_ref().is_none_or(|s| s.user_id != hint.sub)
+    {
+        let user = state.store.users().find(&hint.sub).await?;
+        pending.login_hint = user.map(|u| u.email);
+    }
+    let Some(session) = session else {
         // OIDC Core 3.1.2.6: no UI may be shown.
-        return redirect_error(
-            state,
-            &target,
-            &OAuthError::new("login_required", "the user is not signed in"),
-        );
+        return Ok(if none {
+            Decision::Refuse(OAuthError::new(
+                "login_required",
+                "the user is not signed in",
+            ))
+        } else {
+            Decision::SignIn
+        });
+    };
+
+    // OIDC Core 3.1.2.1: prompt=login, or an authentication older than
+    // max_age, must be repeated; the current event no longer counts. So
+    // must a session of another user than the id_token_hint names.
+    // select_account is answered like login: a browser holds one session,
+    // and the sign-in page is where another account can be chosen.
+    let too_old = max_age(params).is_some_and(|max| now - session.auth.time > max);
+    let other_user = hint.is_some_and(|h| h.sub != session.user_id);
+    let fresh = prompt.iter().any(|p| p == "login" || p == "select_account");
+    if too_old || other_user || fresh {
+        pending.stale_auth = Some(session.auth.id.clone());
+    }
+    if session.satisfies(pending) {
+        return Ok(Decision::Issue(session));
     }
 
+    // A phishing-resistant level needs a passkey; a user without one can
+    // never reach it (OIDC Core 3.1.2.6, RFC 9470 3).
+    let no_passkey = pending.min_acr >= Acr::Phr
+        && state
+            .store
+            .passkeys()
+            .list(&session.user_id)
+            .await?
+            .is_empty();
+    let stale = pending.stale_auth.is_some();
+    Ok(match (none, no_passkey) {
+        (true, _) if stale => Decision::Refuse(OAuthError::new(
+            "login_required",
+            "a new authentication is required",
+        )),
+        (true, _) => Decision::Refuse(OAuthError::new(
+            "interaction_required",
+            "a stronger authentication is required",
+        )),
+        (false, true) => Decision::Refuse(unmet()),
+        (false, false) => Decision::SignIn,
+    })
+}
+
+fn unmet() -> OAuthError {
+    OAuthError::new(
+        "unmet_authentication_requirements",
+        "the user cannot reach the requested authentication level",
+    )
+}
+
+async fn save_and_sign_in(
+    state: &OidcState,
+    headers: &HeaderMap,
+    pending: &PendingAuthorization,
+    now: i64,
+) -> Response {
     let expires = now + state.tokens.pending_ttl;
     if let Err(err) = state
         .store
         .ephemeral()
-        .put(ns::PENDING_AUTHORIZATION, &pending.id, &pending, expires)
+        .put(ns::PENDING_AUTHORIZATION, &pending.id, pending, expires)
         .await
     {
         return unavailable_page(state, headers, &err);
@@ -147,11 +227,12 @@ fn verify_client<'a>(
 
 /// Stage two: everything else, in the order of OIDC Core 3.1.2.2.
 fn validate(
+    state: &OidcState,
     client: &Client,
     redirect_uri: &str,
     params: &Params,
     now: i64,
-) -> Result<PendingAuthorization, OAuthError> {
+) -> Result<(PendingAuthorization, Option<IdTokenHint>), OAuthError> {
     // RFC 6749 3.1: request parameters MUST NOT be included more than once.
     if let Some(name) = params.first_duplicate() {
         return Err(OAuthError::invalid_request(format!(
@@ -190,14 +271,7 @@ fn validate(
             ));
         }
     }
-    let response_mode = match params.get("response_mode") {
-        None | Some("query") => ResponseMode::Query,
-        Some(other) => {
-            return Err(OAuthError::invalid_request(format!(
-                "response_mode {other} is not supported"
-            )));
-        }
-    };
+    let response_mode = response_mode(params)?;
 
     let scope = granted_scope(client, params)?;
     let code_challenge = pkce_challenge(client, params)?;
@@ -207,21 +281,24 @@ fn validate(
             "nonce is longer than 2048 characters",
         ));
     }
+    check_prompt_display_max_age(params)?;
 
-    let prompt = params.list("prompt");
-    if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
-        // OIDC Core 3.1.2.1: none must not be combined with other values.
-        return Err(OAuthError::invalid_request(
-            "prompt=none cannot be combined with other values",
-        ));
-    }
-    if params.get("max_age").is_some() && max_age(params).is_none() {
-        return Err(OAuthError::invalid_request(
-            "max_age must be a non-negative integer",
-        ));
-    }
+    let claims = match params.get("claims") {
+        Some(text) => claims::parse(text)?,
+        None => claims::ClaimsRequest::default(),
+    };
+    let requested = claims::requested_level(&params.list("acr_values"), claims.acr.as_ref())?;
+    let hint = match params.get("id_token_hint") {
+        // OIDC Core 3.1.2.1: a hint we did not issue to this client is not
+        // one we can act on.
+        Some(token) => match id_token_hint::verify(state, token) {
+            Some(h) if h.issued_to(&client.client_id) => Some(h),
+            _ => return Err(OAuthError::invalid_request("id_token_hint is not valid")),
+        },
+        None => None,
+    };
 
-    Ok(PendingAuthorization {
+    let pending = PendingAuthorization {
         id: random_token(32)
             .map_err(|_| OAuthError::new("server_error", "no randomness"))?
             .expose()
@@ -234,80 +311,28 @@ fn validate(
         nonce,
         code_challenge,
         response_mode,
-        min_acr: if client.require_2fa {
-            Acr::Mfa
-        } else {
-            Acr::Pwd
-        },
+        min_acr: requested.map_or(client.min_acr, |r| r.max(client.min_acr)),
         stale_auth: None,
         login_hint: params
             .get("login_hint")
             .map(|h| h.chars().take(256).collect()),
         ui_locales: params.list("ui_locales"),
         created_at: now,
-    })
+        id_token_claims: claims.id_token,
+        userinfo_claims: claims.userinfo,
+    };
+    Ok((pending, hint))
 }
 
-/// RFC 6749 3.3: the granted scope is the requested one limited to what the
-/// client may have; unknown values are dropped. `openid` is required, since
-/// this is an OpenID provider (OIDC Core 3.1.2.1).
-fn granted_scope(client: &Client, params: &Params) -> Result<Vec<String>, OAuthError> {
-    let requested = params.list("scope");
-    if !requested.iter().any(|s| s == "openid") {
-        return Err(OAuthError::new(
-            "invalid_scope",
-            "the scope must include openid",
-        ));
-    }
-    let mut granted: Vec<String> = Vec::new();
-    for scope in requested {
-        if client.scopes.contains(&scope) && !granted.contains(&scope) {
-            granted.push(scope);
-        }
-    }
-    Ok(granted)
-}
-
-/// RFC 7636 4.3 and RFC 9700 2.1.1: S256 only; public clients must use it.
-fn pkce_challenge(client: &Client, params: &Params) -> Result<Option<String>, OAuthError> {
-    let challenge = params.get("code_challenge");
-    let method = params.get("code_challenge_method");
-    match (challenge, method) {
-        (None, None) if client.is_public() => Err(OAuthError::invalid_request(
-            "code_challenge is required for public clients (PKCE)",
-        )),
-        (None, None) => Ok(None),
-        (None, Some(_)) => Err(OAuthError::invalid_request(
-            "code_challenge_method without code_challenge",
-        )),
-        // RFC 7636 4.3: an absent method means "plain", which is not offered.
-        (Some(_), None) | (Some(_), Some("plain")) => Err(OAuthError::invalid_request(
-            "code_challenge_method must be S256",
-        )),
-        (Some(c), Some("S256")) => {
-            // RFC 7636 4.2: BASE64URL(SHA256(verifier)) is 43 characters.
-            let valid = c.len() == 43
-                && c.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if valid {
-                Ok(Some(c.to_owned()))
-            } else {
-                Err(OAuthError::invalid_request(
-                    "code_challenge is not a base64url SHA-256 value",
-                ))
-            }
-        }
-        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
-            "code_challenge_method must be S256",
-        )),
-    }
-}
-
-fn max_age(params: &Params) -> Option<i64> {
-    params
-        .get("max_age")
-        .and_then(|v| v.parse::<u32>().ok())
-        .map(i64::from)
+/// The value of the SSO session cookie, if the browser sent one.
+pub(crate) fn session_cookie(state: &OidcState, headers: &HeaderMap) -> Option<String> {
+    let cookies = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join("; ");
+    cookie_value(&cookies, session_cookie_name(state.secure_cookies)).map(str::to_owned)
 }
 
 /// The SSO session behind the request's cookie, if it is live and its user
@@ -317,16 +342,10 @@ pub(crate) async fn current_session(
     headers: &HeaderMap,
     now: i64,
 ) -> Result<Option<SsoSession>, zapini_store::StoreError> {
-    let cookies = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let Some(cookie) = cookie_value(&cookies, session_cookie_name(state.secure_cookies)) else {
+    let Some(cookie) = session_cookie(state, headers) else {
         return Ok(None);
     };
-    let Some(session) = state.store.sessions().find(cookie, now).await? else {
+    let Some(session) = state.store.sessions().find(&cookie, now).await? else {
         return Ok(None);
     };
     let user = state.store.users().find(&session.user_id).await?;
@@ -375,7 +394,11 @@ pub async fn resume(
         Err(err) => return unavailable_page(&state, &headers, &err),
     };
     let Some(session) = session.filter(|s| s.satisfies(&pending)) else {
-        return see_other(&format!("/login?authz={id}"));
+        return match eph.take::<bool>(ns::UNMET_ACR, &id, now).await {
+            Ok(Some(_)) => refuse_pending(&state, &headers, &id, &unmet(), now).await,
+            Ok(None) => see_other(&format!("/login?authz={id}")),
+            Err(err) => unavailable_page(&state, &headers, &err),
+        };
     };
 
     // Taking the pending authorization is the single-use step: a double
@@ -415,6 +438,8 @@ async fn issue_code(
         sid: session.sid.clone(),
         auth: session.auth.clone(),
         expires_at: now + state.tokens.code_ttl,
+        id_token_claims: pending.id_token_claims.clone(),
+        userinfo_claims: pending.userinfo_claims.clone(),
     };
     state
         .store
@@ -426,6 +451,7 @@ async fn issue_code(
             record.expires_at,
         )
         .await?;
+    crate::backchannel::remember_client(state, session, &pending.client_id, now).await?;
     tracing::info!(client_id = %pending.client_id, user_id = %session.user_id, "authorization code issued");
 
     let mut pairs = vec![("code", code.expose())];
@@ -433,50 +459,38 @@ async fn issue_code(
         pairs.push(("state", s));
     }
     pairs.push(("iss", &state.issuer));
-    Ok(see_other(&append_query(&pending.redirect_uri, &pairs)))
+    let to = (pending.redirect_uri.as_str(), pending.response_mode);
+    Ok(respond(state, to, &pairs, &pending.ui_locales))
 }
 
-/// RFC 6749 4.1.2.1 error response, with `iss` per RFC 9207 2.
-fn redirect_error(state: &OidcState, target: &ErrorTarget<'_>, err: &OAuthError) -> Response {
-    let mut pairs = vec![
-        ("error", err.code),
-        ("error_description", err.description.as_ref()),
-    ];
-    if let Some(s) = target.state {
-        pairs.push(("state", s));
-    }
-    pairs.push(("iss", &state.issuer));
-    see_other(&append_query(target.redirect_uri, &pairs))
-}
-
-/// Adds parameters to a registered redirect URI without re-serialising it
-/// (RFC 6749 3.1.2: its own query component must be retained).
-pub(crate) fn append_query(uri: &str, pairs: &[(&str, &str)]) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        query.append_pair(k, v);
-    }
-    let sep = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{sep}{}", query.finish())
-}
-
-fn see_other(location: &str) -> Response {
-    (no_store(), Redirect::to(location)).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_is_appended_to_an_existing_one() {
-        assert_eq!(
-            append_query("https://a/cb", &[("code", "x y")]),
-            "https://a/cb?code=x+y"
-        );
-        assert_eq!(
-            append_query("https://a/cb?t=1", &[("code", "c")]),
-            "https://a/cb?t=1&code=c"
-        );
+/// Ends a pending authorization the user cannot complete with an error to
+/// its client.
+async fn refuse_pending(
+    state: &OidcState,
+    headers: &HeaderMap,
+    id: &str,
+    err: &OAuthError,
+    now: i64,
+) -> Response {
+    let eph = state.store.ephemeral();
+    match eph
+        .take::<PendingAuthorization>(ns::PENDING_AUTHORIZATION, id, now)
+        .await
+    {
+        Ok(Some(pending)) => {
+            let target = ErrorTarget {
+                redirect_uri: &pending.redirect_uri,
+                state: pending.state.as_deref(),
+                mode: pending.response_mode,
+            };
+            redirect_error(state, &target, err)
+        }
+        Ok(None) => error_page(
+            state,
+            headers,
+            StatusCode::BAD_REQUEST,
+            "error.request_expired",
+        ),
+        Err(e) => unavailable_page(state, headers, &e),
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
+use zapini_core::Acr;
 use zapini_core::crypto::{b64url_decode, ct_eq, sha256};
 
 use crate::assertion::{ClientKey, parse_jwks};
@@ -102,6 +103,22 @@ struct ClientFile {
     /// Sign-ins for this client need two factors, whatever the global policy.
     #[serde(default)]
     require_2fa: bool,
+    /// The least `acr` of every sign-in for this client: `pwd`, `mfa` or
+    /// `phr` (the levels are ordered).
+    min_acr: Option<String>,
+    /// Where RP-initiated logout may send the browser afterwards, compared
+    /// exactly (OIDC RP-Initiated Logout 1.0, section 3.1).
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    /// OIDC Dynamic Client Registration 2: accepted for familiarity; every
+    /// ID token carries `auth_time` anyway.
+    #[serde(default, rename = "require_auth_time")]
+    _require_auth_time: bool,
+    /// Where logout tokens are posted (OIDC Back-Channel Logout 1.0, 2.2).
+    backchannel_logout_uri: Option<String>,
+    /// Section 2.2: accepted; logout tokens always carry `sid`.
+    #[serde(default, rename = "backchannel_logout_session_required")]
+    _backchannel_logout_session_required: bool,
 }
 
 fn default_auth_method() -> AuthMethod {
@@ -136,6 +153,11 @@ pub struct Client {
     pub id_token_alg: String,
     pub access_token_alg: String,
     pub require_2fa: bool,
+    /// The least level of its sign-ins: `min_acr`, raised to `mfa` by
+    /// `require_2fa`.
+    pub min_acr: Acr,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
     /// The file this client came from, for messages.
     pub source: PathBuf,
 }
@@ -165,6 +187,14 @@ impl Client {
             Some(hash) => ct_eq(&sha256(presented.as_bytes()), hash),
             None => false,
         }
+    }
+
+    /// RP-Initiated Logout 1.0, 3.1: an exact match with a registered
+    /// `post_logout_redirect_uris` entry; no loopback port exception.
+    pub fn post_logout_uri_allowed(&self, uri: &str) -> bool {
+        self.post_logout_redirect_uris
+            .iter()
+            .any(|r| ct_eq(r.as_bytes(), uri.as_bytes()))
     }
 
     /// Exact redirect URI match (RFC 9700 2.1, OIDC Core 3.1.2.1), with the
@@ -392,6 +422,38 @@ fn load_file(
         problems.push(problem("access_token_signed_response_alg", reason));
     }
 
+    for uri in &raw.post_logout_redirect_uris {
+        if let Err(reason) = check_redirect_uri(uri) {
+            let reason = format!("{uri:?}: {reason}");
+            problems.push(problem("post_logout_redirect_uris", reason));
+        }
+    }
+    if let Some(uri) = &raw.backchannel_logout_uri {
+        // Back-Channel Logout 2.2: an absolute http(s) URI, no fragment.
+        let web = uri.starts_with("https://") || uri.starts_with("http://");
+        if let Err(reason) = check_redirect_uri(uri).and_then(|()| {
+            web.then_some(())
+                .ok_or_else(|| "must be an https (or loopback http) URI".to_owned())
+        }) {
+            let reason = format!("{uri:?}: {reason}");
+            problems.push(problem("backchannel_logout_uri", reason));
+        }
+    }
+    let min_acr = match raw.min_acr.as_deref().map(|v| (v, Acr::parse(v))) {
+        None => Acr::Pwd,
+        Some((_, Some(acr))) => acr,
+        Some((v, None)) => {
+            let reason = format!("unknown level {v:?}; known: pwd, mfa, phr");
+            problems.push(problem("min_acr", reason));
+            Acr::Pwd
+        }
+    };
+    let min_acr = if raw.require_2fa {
+        min_acr.max(Acr::Mfa)
+    } else {
+        min_acr
+    };
+
     let secret_hash = match secret_hash(&raw, file, env) {
         Ok(hash) => hash,
         Err(p) => {
@@ -415,6 +477,9 @@ fn load_file(
         id_token_alg: raw.id_token_signed_response_alg,
         access_token_alg: raw.access_token_signed_response_alg,
         require_2fa: raw.require_2fa,
+        min_acr,
+        post_logout_redirect_uris: raw.post_logout_redirect_uris,
+        backchannel_logout_uri: raw.backchannel_logout_uri,
         source: file.to_owned(),
     })
 }

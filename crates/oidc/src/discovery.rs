@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::OidcState;
 use crate::assertion::ASSERTION_ALGS;
+use crate::authorize::DISPLAY_VALUES;
 use crate::clients::{GrantType, KNOWN_SCOPES};
 
 /// Client authentication methods, those that authenticate first.
@@ -32,7 +33,7 @@ pub fn metadata(state: &OidcState) -> Value {
         // RECOMMENDED and OPTIONAL members.
         "userinfo_endpoint": state.endpoint("/userinfo"),
         "scopes_supported": KNOWN_SCOPES,
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
@@ -50,7 +51,16 @@ pub fn metadata(state: &OidcState) -> Value {
             "azp", "sid", "at_hash", "name", "email", "email_verified",
         ],
         "claim_types_supported": ["normal"],
-        "claims_parameter_supported": false,
+        // OIDC Core 5.5: name, email and email_verified one by one, and an
+        // acr request (essential or not) that the sign-in must meet.
+        "claims_parameter_supported": true,
+        "acr_values_supported": ["pwd", "mfa", "phr"],
+        "display_values_supported": DISPLAY_VALUES,
+        // OpenID Connect RP-Initiated Logout 1.0, section 2.1.
+        "end_session_endpoint": state.endpoint("/session/end"),
+        // OpenID Connect Back-Channel Logout 1.0, section 2.1.
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         // Discovery 3: request_uri_parameter_supported defaults to true, so
         // it must be said explicitly that neither request object is read.
         "request_parameter_supported": false,

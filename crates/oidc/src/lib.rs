@@ -1,17 +1,21 @@
 //! The OpenID Connect authorization server of Zapini ID.
 //!
 //! Protocol endpoints (discovery, JWKS, authorize, token, userinfo,
-//! revocation, introspection), client authentication, the client registry
+//! revocation, introspection, end_session), client authentication, the client registry
 //! loaded from files, and signing keys. People-facing pages
 //! live in the `login` crate; this crate only sends browsers there and takes
 //! them back at `/authorize/continue`.
 
 pub mod assertion;
 pub mod authorize;
+pub mod backchannel;
+pub mod claims;
 pub mod client_auth;
 pub mod clients;
 pub mod discovery;
+pub mod end_session;
 pub mod error;
+pub mod id_token_hint;
 pub mod introspection;
 pub mod jwks;
 pub mod keys;
@@ -95,5 +99,13 @@ pub fn router(state: OidcState) -> Router {
         .route("/userinfo", get(userinfo::get).post(userinfo::post))
         .route("/revoke", axum::routing::post(revocation::handler))
         .route("/introspect", axum::routing::post(introspection::handler))
+        .route(
+            "/session/end",
+            get(end_session::get).post(end_session::post),
+        )
+        .route(
+            "/session/end/confirm",
+            axum::routing::post(end_session::confirm),
+        )
         .with_state(state)
 }

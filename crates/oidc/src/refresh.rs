@@ -102,6 +102,9 @@ pub(crate) async fn grant(
         expires_at: now + state.tokens.access_token_ttl,
         family: Some(old.family_id.clone()),
         for_client: false,
+        // Claims asked for one by one belong to the sign-in's request and
+        // are not kept with the refresh token; the scope's claims remain.
+        userinfo_claims: Vec::new(),
     };
     store_grant(state, &grant_id, &grant).await?;
 
@@ -112,6 +115,7 @@ pub(crate) async fn grant(
         auth: &old.auth,
         sid: &old.sid,
         nonce: None,
+        id_token_claims: &[],
     };
     let response = user_tokens(state, client, &issued, &grant_id, Some(next), now)?;
     tracing::info!(client_id = %client.client_id, user_id = %user.id, "tokens refreshed");

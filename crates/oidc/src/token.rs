@@ -107,6 +107,7 @@ async fn authorization_code(
         expires_at: now + state.tokens.access_token_ttl,
         family: refresh_token.as_ref().map(|_| grant_id.clone()),
         for_client: false,
+        userinfo_claims: record.userinfo_claims.clone(),
     };
     store_grant(state, &grant_id, &grant).await?;
     revoke_if_replayed_meanwhile(state, &code_key, &grant_id, now).await;
@@ -117,6 +118,7 @@ async fn authorization_code(
         auth: &record.auth,
         sid: &record.sid,
         nonce: record.nonce.as_deref(),
+        id_token_claims: &record.id_token_claims,
     };
     let response = user_tokens(state, client, &issued, &grant_id, refresh_token, now)?;
     tracing::info!(client_id = %client.client_id, user_id = %user.id, "tokens issued for a code");
@@ -257,6 +259,7 @@ async fn client_credentials(
         expires_at: now + state.tokens.access_token_ttl,
         family: None,
         for_client: true,
+        userinfo_claims: Vec::new(),
     };
     store_grant(state, &grant_id, &grant).await?;
     let access_token =

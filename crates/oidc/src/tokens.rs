@@ -29,6 +29,9 @@ pub struct UserGrant<'a> {
     /// Only on the code exchange; OIDC Core 12.2: a refreshed ID token
     /// should carry none.
     pub nonce: Option<&'a str>,
+    /// User claims asked for in the ID token by the `claims` parameter
+    /// (OIDC Core 5.5); only on the code exchange.
+    pub id_token_claims: &'a [String],
 }
 
 fn claims(value: Value) -> Map<String, Value> {
@@ -107,6 +110,7 @@ fn id_token(
     if let Some(nonce) = grant.nonce {
         id.insert("nonce".into(), nonce.into());
     }
+    crate::claims::user_claims(grant.user, grant.id_token_claims, &mut id);
     state.keys.sign(&client.id_token_alg, "JWT", id, now)
 }
 
@@ -143,6 +147,8 @@ pub struct AccessToken {
     pub scope: Vec<String>,
     /// Issued to a client for itself: there is no user to describe.
     pub for_client: bool,
+    /// Claims asked for UserInfo by the `claims` parameter.
+    pub userinfo_claims: Vec<String>,
 }
 
 /// The claims of an access token signed by us: our signature, `typ:
@@ -199,5 +205,6 @@ pub async fn check_access_token(state: &OidcState, token: &str, now: i64) -> Opt
         client_id: grant.client_id,
         scope: grant.scope,
         for_client: grant.for_client,
+        userinfo_claims: grant.userinfo_claims,
     })
 }

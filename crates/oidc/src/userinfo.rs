@@ -98,6 +98,8 @@ async fn answer(state: &OidcState, token: &str) -> Response {
         claims.insert("email".into(), Value::from(user.email.clone()));
         claims.insert("email_verified".into(), Value::from(user.email_verified));
     }
+    // OIDC Core 5.5: claims asked for one by one, whatever the scope.
+    crate::claims::user_claims(&user, &access.userinfo_claims, &mut claims);
     tracing::debug!(client_id = %access.client_id, "userinfo answered");
     (no_store(), Json(Value::Object(claims))).into_response()
 }

@@ -182,6 +182,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
                 .relying_party()
                 .map_err(anyhow::Error::msg)?,
         ),
+        session_ended: Arc::new(zapini_oidc::backchannel::Notifier::new(oidc.clone())),
     };
     let client_count = oidc.clients.len();
     let app = app(oidc, login, store.clone(), templates);

@@ -110,6 +110,9 @@ fn client_with(uris: &[&str]) -> Client {
         id_token_alg: "RS256".into(),
         access_token_alg: "RS256".into(),
         require_2fa: false,
+        min_acr: zapini_core::Acr::Pwd,
+        post_logout_redirect_uris: vec!["https://app.example/bye".into()],
+        backchannel_logout_uri: None,
         source: PathBuf::new(),
     }
 }
@@ -313,4 +316,48 @@ fn grant_types_are_checked_against_the_client_kind_and_scopes() {
             "{name}: {errors:?}"
         );
     }
+}
+
+#[test]
+fn post_logout_uris_match_exactly() {
+    let c = client_with(&["https://app.example/cb"]);
+    assert!(c.post_logout_uri_allowed("https://app.example/bye"));
+    assert!(!c.post_logout_uri_allowed("https://app.example/bye/"));
+    assert!(!c.post_logout_uri_allowed("https://app.example/cb"));
+}
+
+#[test]
+fn min_acr_is_a_known_level_and_require_2fa_raises_it_to_mfa() {
+    let dir = tempdir("acr");
+    let hash = format_secret_hash(SECRET);
+    let base =
+        format!("redirect_uris = [\"https://app.example/cb\"]\nclient_secret_hash = \"{hash}\"\n");
+    write(
+        &dir,
+        "a.toml",
+        &format!("client_id = \"a\"\n{base}min_acr = \"phr\"\n"),
+    );
+    write(
+        &dir,
+        "b.toml",
+        &format!("client_id = \"b\"\n{base}require_2fa = true\n"),
+    );
+    write(
+        &dir,
+        "c.toml",
+        &format!("client_id = \"c\"\n{base}require_auth_time = true\n"),
+    );
+    let registry = ClientRegistry::load_dir(&dir, &no_env).unwrap();
+    assert_eq!(registry.get("a").unwrap().min_acr, zapini_core::Acr::Phr);
+    assert_eq!(registry.get("b").unwrap().min_acr, zapini_core::Acr::Mfa);
+    assert_eq!(registry.get("c").unwrap().min_acr, zapini_core::Acr::Pwd);
+
+    let bad = tempdir("acr-bad");
+    write(
+        &bad,
+        "a.toml",
+        &format!("client_id = \"a\"\n{base}min_acr = \"gold\"\n"),
+    );
+    let errors = ClientRegistry::load_dir(&bad, &no_env).unwrap_err().0;
+    assert_eq!(errors[0].field, "min_acr");
 }

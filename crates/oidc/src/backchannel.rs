@@ -1,0 +1,233 @@
+//! OpenID Connect Back-Channel Logout 1.0: when a session ends, every
+//! client that got a code in it and registered a `backchannel_logout_uri`
+//! receives a logout token, posted from a background task that retries
+//! with growing waits and never holds up the user's page.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use zapini_core::crypto::random_token;
+use zapini_core::flow::{SessionEnded, SsoSession};
+
+use crate::OidcState;
+use crate::clients::Client;
+
+/// Section 2.4: the event member of a logout token.
+pub const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// Ephemeral namespace: the clients that got a code in a session, by `sid`.
+const SESSION_CLIENTS: &str = "session_clients";
+
+/// How many times a delivery is tried; the waits between are 1, 2, 4, 8 s.
+const ATTEMPTS: u32 = 5;
+
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Notifies the clients of sessions signed out on the login pages.
+pub struct Notifier {
+    state: OidcState,
+}
+
+impl Notifier {
+    pub fn new(state: OidcState) -> Self {
+        Self { state }
+    }
+}
+
+impl SessionEnded for Notifier {
+    fn session_ended(&self, sid: &str, user_id: &str, now: i64) {
+        let state = self.state.clone();
+        let (sid, user_id) = (sid.to_owned(), user_id.to_owned());
+        tokio::spawn(async move { notify(&state, &sid, &user_id, now).await });
+    }
+}
+
+/// Remembers that `client_id` got a code in `session`, for its logout.
+/// The list is read and written back, so two codes issued for different
+/// clients of one session at the same instant can lose one entry; that
+/// client then learns of the logout only from its next request.
+pub async fn remember_client(
+    state: &OidcState,
+    session: &SsoSession,
+    client_id: &str,
+    now: i64,
+) -> Result<(), zapini_store::StoreError> {
+    let eph = state.store.ephemeral();
+    let mut clients: Vec<String> = eph
+        .get(SESSION_CLIENTS, &session.sid, now)
+        .await?
+        .unwrap_or_default();
+    if clients.iter().any(|c| c == client_id) {
+        return Ok(());
+    }
+    clients.push(client_id.to_owned());
+    eph.put(SESSION_CLIENTS, &session.sid, &clients, session.expires_at)
+        .await
+}
+
+/// Sends logout tokens for an ended session to its clients, in the
+/// background.
+pub async fn notify(state: &OidcState, sid: &str, user_id: &str, now: i64) {
+    let taken = state
+        .store
+        .ephemeral()
+        .take::<Vec<String>>(SESSION_CLIENTS, sid, now)
+        .await;
+    let clients = match taken {
+        Ok(found) => found.unwrap_or_default(),
+        Err(err) => {
+            tracing::error!(error = %err, "back-channel logout: clients of the session unknown");
+            return;
+        }
+    };
+    for client in clients.iter().filter_map(|id| state.clients.get(id)) {
+        let Some(uri) = client.backchannel_logout_uri.clone() else {
+            continue;
+        };
+        match logout_token(state, client, sid, user_id, now) {
+            Ok(token) => {
+                let client_id = client.client_id.clone();
+                tokio::spawn(deliver(client_id, uri, token));
+            }
+            Err(err) => tracing::error!(error = %err, "logout token could not be signed"),
+        }
+    }
+}
+
+/// Section 2.4: `iss`, `aud`, `iat`, `exp`, `jti`, `sub`, `sid` and
+/// `events`, no `nonce`; section 2.4 recommends the `logout+jwt` type.
+fn logout_token(
+    state: &OidcState,
+    client: &Client,
+    sid: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<String, crate::keys::KeyError> {
+    let jti = random_token(16)?;
+    let claims = json!({
+        "iss": state.issuer,
+        "aud": client.client_id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": jti.expose(),
+        "sub": user_id,
+        "sid": sid,
+        "events": { EVENT: {} },
+    });
+    let claims = match claims {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    state
+        .keys
+        .sign(&client.id_token_alg, "logout+jwt", claims, now)
+}
+
+/// Posts the token, retrying network failures and 5xx answers. A 4xx
+/// answer means the client refused the token (section 2.8): not retried.
+async fn deliver(client_id: String, uri: String, token: String) {
+    let mut wait = 1;
+    for attempt in 1..=ATTEMPTS {
+        let (u, t) = (uri.clone(), token.clone());
+        let outcome = tokio::task::spawn_blocking(move || post_token(&u, &t)).await;
+        match outcome {
+            Ok(Ok(status)) if (200..300).contains(&status) => {
+                tracing::info!(client_id, "back-channel logout delivered");
+                return;
+            }
+            Ok(Ok(status)) if (400..500).contains(&status) => {
+                tracing::warn!(
+                    client_id,
+                    status,
+                    "back-channel logout refused by the client"
+                );
+                return;
+            }
+            Ok(Ok(status)) => {
+                tracing::warn!(client_id, status, attempt, "back-channel logout failed")
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(client_id, error = %err, attempt, "back-channel logout failed")
+            }
+            Err(err) => {
+                tracing::warn!(client_id, error = %err, attempt, "back-channel logout failed")
+            }
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            wait *= 2;
+        }
+    }
+    tracing::error!(client_id, "back-channel logout given up");
+}
+
+/// One form POST of `logout_token` (section 2.5), over TLS for `https`
+/// (OpenSSL, verifying the certificate and host name), returning the
+/// status code. Blocking: run it off the async threads.
+fn post_token(uri: &str, token: &str) -> Result<u16, String> {
+    let url = url::Url::parse(uri).map_err(|e| e.to_string())?;
+    let host = url.host_str().ok_or("no host")?.to_owned();
+    let addr = *url
+        .socket_addrs(|| None)
+        .map_err(|e| e.to_string())?
+        .first()
+        .ok_or("host not found")?;
+    let tcp = TcpStream::connect_timeout(&addr, NETWORK_TIMEOUT).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(NETWORK_TIMEOUT))
+        .and_then(|_| tcp.set_write_timeout(Some(NETWORK_TIMEOUT)))
+        .map_err(|e| e.to_string())?;
+
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("logout_token", token)
+        .finish();
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.clone(),
+    };
+    let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    match url.scheme() {
+        "https" => {
+            let connector = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
+                .map_err(|e| e.to_string())?
+                .build();
+            let name = host.trim_start_matches('[').trim_end_matches(']');
+            let mut tls = connector.connect(name, tcp).map_err(|e| e.to_string())?;
+            exchange(&mut tls, &request)
+        }
+        "http" => exchange(&mut { tcp }, &request),
+        other => Err(format!("scheme {other} is not supported")),
+    }
+}
+
+/// Writes the request and reads the status code of the answer's first line.
+fn exchange<S: Read + Write>(stream: &mut S, request: &str) -> Result<u16, String> {
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while head.len() < 256 && !head.ends_with(b"\r\n") {
+        match stream.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => head.push(byte[0]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let line = String::from_utf8_lossy(&head);
+    let mut parts = line.split_whitespace();
+    match (
+        parts.next(),
+        parts.next().and_then(|s| s.parse::<u16>().ok()),
+    ) {
+        (Some(v), Some(status)) if v.starts_with("HTTP/1.") => Ok(status),
+        _ => Err("not an HTTP answer".into()),
+    }
+}
