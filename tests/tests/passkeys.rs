@@ -504,3 +504,42 @@ async fn after_the_password_a_passkey_is_the_second_step_for_a_client_that_deman
         Some("phr")
     );
 }
+
+#[tokio::test]
+async fn a_password_session_asked_for_phr_steps_up_with_the_passkey_alone() {
+    let (server, spec) = server();
+    let mut key = SoftPasskey::new(false);
+    registered(&server, &mut key).await;
+    // A browser signed in with the password only (acr pwd).
+    let (mut browser, _) = signed_in(&server).await;
+
+    let rp = discover(&server, &spec).await;
+    let (pkce, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(pkce)
+        .add_extra_param("acr_values", "phr")
+        .url();
+    let page = browser.follow(url.as_str()).await;
+    assert!(
+        page.body.contains("Confirm with your passkey"),
+        "only the missing factor is asked: {}",
+        page.body
+    );
+    assert!(!page.body.contains("name=\"password\""));
+    let (tx, csrf, options) = challenge(&mut browser, &page).await;
+    let credential = key.assert(&options, &Ceremony::honest(&server.base));
+    let done = answer(&mut browser, &tx, &csrf, &credential).await;
+    let next = done.location.expect("on to the authorization");
+    let callback = browser.follow(&next).await.location.expect("callback");
+    let (_, claims) = redeem(&rp, &callback, verifier, &nonce).await;
+    assert_eq!(amr(&claims), ["pwd", "hwk", "user", "mfa"]);
+    assert_eq!(
+        claims.auth_context_ref().map(|a| a.to_string()).as_deref(),
+        Some("phr")
+    );
+}
