@@ -3,6 +3,7 @@
 //! place, and nothing is issued.
 
 use serde_json::Value;
+use zapini_id_tests::browser::hidden_input;
 use zapini_id_tests::{Browser, ClientSpec, PASSWORD, SECRET, Server, http, query_param};
 
 const EMAIL: &str = "bo@example.com";
@@ -648,4 +649,30 @@ async fn duplicated_or_oversized_query_parameters_on_the_pages_get_a_plain_page(
         assert!(page.body.contains("<html lang="), "{path}: an HTML page");
         assert!(page.location.is_none(), "{path}");
     }
+}
+
+#[tokio::test]
+async fn a_return_address_with_control_characters_is_dropped_not_followed() {
+    let server = start();
+    let mut browser = Browser::new(&server.base);
+    let signin = browser
+        .get("/login?return_to=/account%0d%0aX-Injected:%201")
+        .await;
+    assert_eq!(signin.status, 200);
+    let tx = hidden_input(&signin.body, "tx").unwrap();
+    let csrf = hidden_input(&signin.body, "csrf").unwrap();
+    let done = browser
+        .post_form(
+            "/login",
+            &[
+                ("tx", &tx),
+                ("csrf", &csrf),
+                ("username", EMAIL),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location.as_deref(), Some("/account/security"));
+    assert!(done.headers.get("x-injected").is_none());
 }

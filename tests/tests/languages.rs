@@ -173,3 +173,18 @@ async fn dates_in_the_security_area_are_written_in_the_users_language() {
         "a date like \"4 de dezembro de 2026\" on the page"
     );
 }
+
+#[tokio::test]
+async fn another_site_cannot_switch_someones_language() {
+    let server = server();
+    let answer = http()
+        .post(server.url("/language"))
+        .header("sec-fetch-site", "cross-site")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("lang=es")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 403);
+    assert!(answer.headers().get(SET_COOKIE).is_none());
+}

@@ -33,6 +33,20 @@ pub async fn switch(State(state): State<LoginState>, headers: HeaderMap, body: B
             .find(|code| *code == wanted)
             .map(str::to_owned)
     });
+    // Only the site's own pages may switch (Fetch Metadata): a cross-site
+    // form cannot change someone's language.
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| !matches!(site, "same-origin" | "none"));
+    if cross_site {
+        return error_response(
+            &state,
+            &headers,
+            StatusCode::FORBIDDEN,
+            "error.request_invalid",
+        );
+    }
     let (None, Some(lang)) = (form.first_duplicate(), chosen) else {
         return error_response(
             &state,
@@ -41,6 +55,7 @@ pub async fn switch(State(state): State<LoginState>, headers: HeaderMap, body: B
             "error.request_invalid",
         );
     };
+    let mut back = None;
     if let Some(tx_id) = form.get("tx") {
         let now = state.clock.now();
         if let Ok(mut tx) = load_bound(&state, &headers, tx_id, None, now).await {
@@ -48,6 +63,8 @@ pub async fn switch(State(state): State<LoginState>, headers: HeaderMap, body: B
             if let Err(err) = save(&state, tx_id, &tx, now).await {
                 tracing::warn!(error = %err, "could not store the sign-in's language");
             }
+            // The sign-in's own page, whatever address the form was on.
+            back = Some(format!("/login?tx={tx_id}"));
         }
     }
     let mut out = html_headers();
@@ -55,11 +72,14 @@ pub async fn switch(State(state): State<LoginState>, headers: HeaderMap, body: B
         &mut out,
         cookies::set(LANG_COOKIE, &lang, LANG_TTL, state.secure_cookies),
     );
-    (out, Redirect::to(&back_to(&headers))).into_response()
+    let back = back.unwrap_or_else(|| back_to(&headers));
+    (out, Redirect::to(&back)).into_response()
 }
 
-/// The page the switch was made on: the path and query of a same-origin
-/// `Referer` (pages send it within the site only), else the security area.
+/// The page the switch was made on, when it can be shown again by a GET:
+/// the path and query of a same-origin `Referer` (pages send it within the
+/// site only) for the sign-in and security pages; the security area for
+/// anything else, such as the address of a form that was posted.
 fn back_to(headers: &HeaderMap) -> String {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     headers
@@ -77,7 +97,11 @@ fn back_to(headers: &HeaderMap) -> String {
             Some(q) => format!("{}?{q}", r.path()),
             None => r.path().to_owned(),
         })
-        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
+        .filter(|p| {
+            let path = p.split('?').next().unwrap_or_default();
+            matches!(path, "/login" | "/login/recovery" | "/account/security")
+                && p.bytes().all(|b| b.is_ascii_graphic())
+        })
         .unwrap_or_else(|| "/account/security".to_owned())
 }
 
@@ -98,6 +122,11 @@ mod tests {
         assert_eq!(back_to(&same), "/login?tx=abc");
         let port = headers("localhost:8080", "http://localhost:8080/account/security");
         assert_eq!(back_to(&port), "/account/security");
+        let posted = headers(
+            "id.example.com",
+            "https://id.example.com/account/security/passkeys",
+        );
+        assert_eq!(back_to(&posted), "/account/security", "a POST-only address");
         let other = headers("id.example.com", "https://evil.example/login");
         assert_eq!(back_to(&other), "/account/security");
         let sneaky = headers("id.example.com", "https://id.example.com//evil.example/x");

@@ -155,6 +155,11 @@ pub async fn signin_submit(
         Err((_, PasskeyError::Store(err))) => return unavailable(&state, &headers, &err),
         Err((owner, err)) => {
             tracing::info!(reason = err.reason(), error = %err, "passkey refused");
+            // Anyone who knows a credential id can send a bad assertion, so
+            // only a refusal that needed a valid signature (a counter going
+            // backwards: a cloned authenticator) goes into the owner's log;
+            // the others are recorded without a user.
+            let owner = owner.filter(|_| matches!(err, PasskeyError::Counter));
             record(
                 &state,
                 &s.origin,
@@ -371,7 +376,7 @@ pub async fn register_submit(
             .await;
             let key = match err {
                 PasskeyError::Duplicate => "passkey.duplicate",
-                _ => "passkey.failed",
+                _ => "passkey.register_failed",
             };
             page(&state, &headers, &signed, None, Some(key)).await
         }

@@ -377,9 +377,12 @@ pub(crate) async fn verify(
 
 /// A passkey name from the form, or a label for the device if empty.
 pub(crate) fn clean_name(raw: &str, fallback: &str) -> String {
+    // Control characters and the invisible format characters that reorder
+    // text (bidi overrides and isolates) are dropped.
+    let invisible = |c: char| matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
     let name: String = raw
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !invisible(*c))
         .take(MAX_NAME_CHARS)
         .collect();
     let name = name.trim();
@@ -453,6 +456,7 @@ mod tests {
     fn names_are_trimmed_bounded_and_defaulted() {
         assert_eq!(clean_name("  Work laptop \n", "x"), "Work laptop");
         assert_eq!(clean_name("", "Chrome · Linux"), "Chrome · Linux");
+        assert_eq!(clean_name("Key\u{202E}txt.exe", "x"), "Keytxt.exe");
         assert_eq!(
             clean_name(&"a".repeat(200), "x").chars().count(),
             MAX_NAME_CHARS

@@ -149,7 +149,11 @@ pub(crate) fn unavailable(
 /// cannot be used as an open redirect.
 fn safe_return(path: Option<&str>) -> Option<String> {
     path.filter(|p| {
-        p.starts_with("/account") && !p.contains("//") && !p.contains('\\') && p.len() < 200
+        p.starts_with("/account")
+            && !p.contains("//")
+            && p.len() < 200
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-_.~?=&%".contains(&b))
     })
     .map(str::to_owned)
 }

@@ -71,6 +71,47 @@ pub fn logo_media_type(path: &Path) -> Option<&'static str> {
     }
 }
 
+/// Whether `bytes` start the way a file of `kind` does.
+fn looks_like(kind: &str, bytes: &[u8]) -> bool {
+    match kind {
+        "image/png" => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "image/jpeg" => bytes.starts_with(&[0xff, 0xd8, 0xff]),
+        "image/webp" => bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP",
+        "image/svg+xml" => String::from_utf8_lossy(&bytes[..bytes.len().min(1024)])
+            .to_ascii_lowercase()
+            .contains("<svg"),
+        _ => false,
+    }
+}
+
+/// Reads and checks a logo file: a regular file of a known kind whose
+/// content matches its extension, at most [`MAX_LOGO_BYTES`]. Never reads
+/// more than that, so a device or a pipe cannot exhaust memory or hang.
+pub fn read_logo(path: &Path) -> Result<(Vec<u8>, &'static str), String> {
+    use std::io::Read;
+    let shown = path.display();
+    let kind = logo_media_type(path)
+        .ok_or_else(|| format!("{shown}: use an .svg, .png, .webp or .jpg file"))?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown}: not a regular file"));
+    }
+    if meta.len() > MAX_LOGO_BYTES {
+        return Err(format!("{shown}: larger than 256 KiB"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_LOGO_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("{shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_LOGO_BYTES {
+        return Err(format!("{shown}: larger than 256 KiB"));
+    }
+    if !looks_like(kind, &bytes) {
+        return Err(format!("{shown}: the content is not a {kind} image"));
+    }
+    Ok((bytes, kind))
+}
+
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Templates")
@@ -91,6 +132,8 @@ pub enum TemplateError {
         path: String,
         source: std::io::Error,
     },
+    #[error("logo_file: {0}")]
+    Logo(String),
 }
 
 impl Templates {
@@ -159,20 +202,7 @@ impl Templates {
 
     /// Shows the logo in `path` in the page header instead of the initial.
     pub fn with_logo(mut self, path: &Path) -> Result<Self, TemplateError> {
-        let io = |source| TemplateError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let kind = logo_media_type(path).ok_or_else(|| {
-            io(std::io::Error::other(
-                "use an .svg, .png, .webp or .jpg file",
-            ))
-        })?;
-        let bytes = std::fs::read(path).map_err(io)?;
-        if bytes.len() as u64 > MAX_LOGO_BYTES {
-            return Err(io(std::io::Error::other("larger than 256 KiB")));
-        }
-        self.logo = Some((bytes, kind));
+        self.logo = Some(read_logo(path).map_err(TemplateError::Logo)?);
         Ok(self)
     }
 

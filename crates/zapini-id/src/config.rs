@@ -307,21 +307,12 @@ impl Config {
         if let Err(e) = self.passkeys().check() {
             found.push(e);
         }
-        if let Some(logo) = &self.logo_file {
-            let size = std::fs::metadata(logo).map(|m| m.len());
-            if zapini_login::templates::logo_media_type(logo).is_none() {
-                found.push(format!(
-                    "logo_file: {}: use an .svg, .png, .webp or .jpg file",
-                    logo.display()
-                ));
-            } else if let Err(e) = &size {
-                found.push(format!("logo_file: {}: {e}", logo.display()));
-            } else if size.is_ok_and(|n| n > zapini_login::templates::MAX_LOGO_BYTES) {
-                found.push(format!(
-                    "logo_file: {}: larger than 256 KiB",
-                    logo.display()
-                ));
-            }
+        if let Some(Err(e)) = self
+            .logo_file
+            .as_deref()
+            .map(zapini_login::templates::read_logo)
+        {
+            found.push(format!("logo_file: {e}"));
         }
         found
     }
