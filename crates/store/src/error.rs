@@ -6,6 +6,10 @@ pub enum StoreError {
     /// The database refused or failed a statement, or cannot be reached.
     #[error("database: {0}")]
     Db(#[from] DbErr),
+    /// Redis (the shared ephemeral store) refused a command or cannot be
+    /// reached.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
     /// A row that must be unique already exists (for example, the e-mail).
     #[error("already exists")]
     Conflict,
@@ -18,6 +22,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the error means a store is unreachable or failing (as opposed
+    /// to a conflict or bad data): the request may succeed if retried later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Db(_) | StoreError::Redis(_))
+    }
+
     pub(crate) fn from_insert(err: DbErr) -> Self {
         let text = err.to_string().to_lowercase();
         if text.contains("unique") || text.contains("duplicate") {

@@ -13,11 +13,15 @@ mod passkeys;
 mod refresh;
 mod second_factor;
 mod sessions;
+#[cfg(test)]
+pub(crate) mod testing;
 mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use zapini_core::Clock;
 use zapini_migrations::{Migrator, MigratorTrait};
 
 pub use audit::Audit;
@@ -50,6 +54,17 @@ impl Store {
         let db = Database::connect(options).await?;
         let ephemeral = Ephemeral::sql(db.clone());
         Ok(Self { db, ephemeral })
+    }
+
+    /// Moves the ephemeral state to Redis at `url` (`redis://…`), for
+    /// several instances sharing it. `clock` is the server's clock.
+    pub async fn with_redis(
+        mut self,
+        url: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        self.ephemeral = Ephemeral::redis(url, clock).await?;
+        Ok(self)
     }
 
     /// Applies every pending migration.
@@ -113,6 +128,12 @@ impl Store {
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         self.db.ping().await.is_ok()
+    }
+
+    /// Whether the ephemeral store answers (Redis when configured; on the
+    /// embedded default it is the database).
+    pub async fn ping_ephemeral(&self) -> bool {
+        self.ephemeral.ping().await
     }
 
     pub async fn close(self) {

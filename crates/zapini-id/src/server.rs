@@ -82,13 +82,24 @@ fn prepare_sqlite(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects to the database and applies migrations.
+/// Connects to the database and applies migrations, and to Redis when
+/// `redis_url` is set (the command-line tools end sessions, which live there).
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    open_store_with_clock(config, Arc::new(SystemClock::default())).await
+}
+
+async fn open_store_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Store> {
     prepare_sqlite(&config.database_url)?;
-    let store = Store::connect(&config.database_url, config.database_pool_size)
+    let mut store = Store::connect(&config.database_url, config.database_pool_size)
         .await
         .context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
+    if let Some(url) = &config.redis_url {
+        store = store
+            .with_redis(url, clock)
+            .await
+            .context("connecting to Redis (redis_url)")?;
+    }
     Ok(store)
 }
 
@@ -133,8 +144,8 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
 
     let clients = load_clients(&config)?;
     let master = crate::secret::load(&config)?;
-    let store = open_store(&config).await?;
     let clock: Arc<dyn Clock> = clock();
+    let store = open_store_with_clock(&config, clock.clone()).await?;
     let sealer = Sealer::from_master_secret(&master);
     let keys = KeyRing::load_or_create(&store, &sealer, clock.now()).await?;
 
@@ -193,6 +204,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         %addr,
         issuer = %config.issuer,
         clients = client_count,
+        ephemeral = store.ephemeral().backend_name(),
         ready_ms = started.elapsed().as_millis() as u64,
         "Zapini ID is ready"
     );
@@ -277,11 +289,19 @@ async fn drop_client_request_id(mut request: Request) -> Request {
     request
 }
 
+/// Ready when the database and the ephemeral store (Redis, when used) both
+/// answer; the body names what does not.
 async fn readyz(State(store): State<Store>) -> Response {
-    if store.ping().await {
-        "ready".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+    let (db, ephemeral) = tokio::join!(store.ping(), store.ping_ephemeral());
+    match (db, ephemeral) {
+        (true, true) => "ready".into_response(),
+        (false, true) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response(),
+        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable").into_response(),
+        (false, false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database and redis unreachable",
+        )
+            .into_response(),
     }
 }
 
