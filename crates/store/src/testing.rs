@@ -83,6 +83,20 @@ pub async fn stores() -> Vec<(&'static str, Store, Option<TestRedis>)> {
     all
 }
 
+/// A fresh, migrated store for the repositories' tests: SQLite in memory,
+/// or PostgreSQL when `ZAPINI_TEST_STORE_BACKEND=postgres` (`tests/run` runs
+/// the store's tests both ways).
+pub async fn primary() -> Store {
+    if std::env::var("ZAPINI_TEST_STORE_BACKEND").as_deref() == Ok("postgres") {
+        return postgres()
+            .await
+            .expect("ZAPINI_TEST_POSTGRES_URL for ZAPINI_TEST_STORE_BACKEND=postgres");
+    }
+    let store = Store::connect("sqlite::memory:", 1).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
 /// A migrated store on a new database of the PostgreSQL server named by
 /// `ZAPINI_TEST_POSTGRES_URL`, if set.
 pub async fn postgres() -> Option<Store> {
