@@ -24,6 +24,7 @@ use zapini_oidc::{ClientRegistry, KeyRing, OidcState, TokenSettings};
 use zapini_store::Store;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 /// Largest request body accepted; sign-in forms and token requests are tiny.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -265,11 +266,20 @@ fn app(oidc: OidcState, login: LoginState, store: Store, templates: Arc<Template
             HeaderValue::from_static("DENY"),
         ));
 
+    let metrics = Metrics::default();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz).with_state(store))
+        .route("/readyz", get(readyz).with_state(store.clone()))
+        .route(
+            "/metrics",
+            get(crate::metrics::scrape).with_state((metrics.clone(), store)),
+        )
         .merge(zapini_oidc::router(oidc))
         .merge(zapini_login::router(login))
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
         .fallback(move |headers: axum::http::HeaderMap| not_found(templates.clone(), headers))
         .layer(security)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
