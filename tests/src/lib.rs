@@ -134,6 +134,8 @@ pub struct Server {
     pub dir: PathBuf,
     config: PathBuf,
     env: Vec<(String, String)>,
+    /// PostgreSQL and Redis of its own, when the run asks for them.
+    _backing: Option<backing::Backing>,
 }
 
 impl Server {
@@ -190,8 +192,23 @@ impl Server {
         )
     }
 
+    /// A lone server on SQLite, or, when `ZAPINI_TEST_BACKEND` is
+    /// `postgres+redis`, on a PostgreSQL and a Redis of its own, so that the
+    /// protocol tests run on both (`tests/run` does both).
     fn launch(clients: &[ClientSpec], extra_config: &str, env: &[(&str, &str)]) -> Self {
-        Self::launch_with(clients, extra_config, env, None)
+        if std::env::var("ZAPINI_TEST_BACKEND").as_deref() != Ok("postgres+redis") {
+            return Self::launch_with(clients, extra_config, env, None);
+        }
+        let backing = backing::Backing::start()
+            .expect("ZAPINI_TEST_BACKEND=postgres+redis needs PostgreSQL and redis-server");
+        let port = free_port();
+        let shared = backing.shared(&format!("http://localhost:{port}"));
+        let mut env = env.to_vec();
+        env.push(("ZAPINI_ID_SECRET", MASTER_SECRET));
+        env.push(("ZAPINI_ID_REDIS_URL", &shared.redis_url));
+        let mut server = Self::launch_with(clients, extra_config, &env, Some((&shared, port)));
+        server._backing = Some(backing);
+        server
     }
 
     fn launch_with(
@@ -245,6 +262,7 @@ impl Server {
             dir,
             config,
             env,
+            _backing: None,
         };
         server.wait_ready();
         server
