@@ -4,6 +4,7 @@
 //! library can complete the protocol around it.
 
 pub mod authenticator;
+pub mod backing;
 pub mod browser;
 pub mod rp;
 pub mod totp;
@@ -38,14 +39,14 @@ pub fn binary() -> PathBuf {
     bin
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
 }
 
-fn temp_dir() -> PathBuf {
+pub(crate) fn temp_dir() -> PathBuf {
     let unique = format!(
         "zapini-id-test-{}-{}",
         std::process::id(),
@@ -112,12 +113,30 @@ impl ClientSpec {
     }
 }
 
+/// The master secret of scaled-out instances: they must all share one.
+pub const MASTER_SECRET: &str = "scaled-out-test-master-secret-0123456789";
+
+/// What the instances of a scaled-out deployment share.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub database_url: String,
+    pub redis_url: String,
+    /// The one issuer of every instance (the public URL in front of them).
+    pub issuer: String,
+}
+
 /// A running server; stopped (SIGKILL) and its files removed on drop.
 pub struct Server {
     child: Child,
+    /// The issuer; for a lone server also where it listens.
     pub base: String,
+    /// Where this instance listens, `http://localhost:PORT`.
+    pub local: String,
     pub dir: PathBuf,
     config: PathBuf,
+    env: Vec<(String, String)>,
+    /// PostgreSQL and Redis of its own, when the run asks for them.
+    _backing: Option<backing::Backing>,
 }
 
 impl Server {
@@ -153,24 +172,78 @@ impl Server {
         )
     }
 
+    /// Starts one instance of a scaled-out deployment: PostgreSQL and Redis
+    /// from `shared`, its issuer, and [`MASTER_SECRET`]; two-factor relaxed
+    /// as in [`Server::start`]. `env` adds variables (a test clock).
+    pub fn start_scaled(
+        clients: &[ClientSpec],
+        extra_config: &str,
+        shared: &Shared,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut env = env.to_vec();
+        env.push(("ZAPINI_ID_SECRET", MASTER_SECRET));
+        env.push(("ZAPINI_ID_REDIS_URL", &shared.redis_url));
+        Self::launch_with(
+            clients,
+            &format!("{extra_config}\n[login]\nrequire_2fa = false\n"),
+            &env,
+            Some((shared, port)),
+        )
+    }
+
+    /// A lone server on SQLite, or, when `ZAPINI_TEST_BACKEND` is
+    /// `postgres+redis`, on a PostgreSQL and a Redis of its own, so that the
+    /// protocol tests run on both (`tests/run` does both).
     fn launch(clients: &[ClientSpec], extra_config: &str, env: &[(&str, &str)]) -> Self {
+        if std::env::var("ZAPINI_TEST_BACKEND").as_deref() != Ok("postgres+redis") {
+            return Self::launch_with(clients, extra_config, env, None);
+        }
+        let backing = backing::Backing::start()
+            .expect("ZAPINI_TEST_BACKEND=postgres+redis needs PostgreSQL and redis-server");
+        let port = free_port();
+        let shared = backing.shared(&format!("http://localhost:{port}"));
+        let mut env = env.to_vec();
+        env.push(("ZAPINI_ID_SECRET", MASTER_SECRET));
+        env.push(("ZAPINI_ID_REDIS_URL", &shared.redis_url));
+        let mut server = Self::launch_with(clients, extra_config, &env, Some((&shared, port)));
+        server._backing = Some(backing);
+        server
+    }
+
+    fn launch_with(
+        clients: &[ClientSpec],
+        extra_config: &str,
+        env: &[(&str, &str)],
+        shared: Option<(&Shared, u16)>,
+    ) -> Self {
         let dir = temp_dir();
         for c in clients {
             std::fs::write(dir.join("clients").join(format!("{}.toml", c.id)), c.toml())
                 .expect("client file");
         }
-        let port = free_port();
-        let base = format!("http://localhost:{port}");
+        let port = shared.map_or_else(free_port, |(_, port)| port);
+        let shared = shared.map(|(s, _)| s);
+        let local = format!("http://localhost:{port}");
+        let base = shared.map_or_else(|| local.clone(), |s| s.issuer.clone());
+        let database = shared.map_or_else(
+            || format!("sqlite://{}/db.sqlite?mode=rwc", dir.display()),
+            |s| s.database_url.clone(),
+        );
         let config = dir.join("zapini-id.toml");
         let text = format!(
             "issuer = \"{base}\"\nlisten = \"127.0.0.1:{port}\"\n\
-             database_url = \"sqlite://{}/db.sqlite?mode=rwc\"\n\
+             database_url = \"{database}\"\n\
              secret_file = \"{}/secret.key\"\nclients_dir = \"{}/clients\"\n{extra_config}\n",
-            dir.display(),
             dir.display(),
             dir.display()
         );
         std::fs::write(&config, text).expect("config file");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
 
         let log = std::fs::File::create(dir.join("server.log")).expect("log file");
         let child = Command::new(binary())
@@ -178,7 +251,7 @@ impl Server {
             .arg(&config)
             .env("TEST_CLIENT_SECRET", SECRET)
             .env("RUST_LOG", "info,sqlx=warn")
-            .envs(env.iter().copied())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -186,8 +259,11 @@ impl Server {
         let server = Server {
             child,
             base,
+            local,
             dir,
             config,
+            env,
+            _backing: None,
         };
         server.wait_ready();
         server
@@ -199,7 +275,7 @@ impl Server {
     fn wait_ready(&self) {
         use std::io::{Read, Write};
         let deadline = Instant::now() + Duration::from_secs(30);
-        let port = self.base.trim_start_matches("http://localhost:");
+        let port = self.local.trim_start_matches("http://localhost:");
         while Instant::now() < deadline {
             if let Ok(mut stream) = std::net::TcpStream::connect(format!("127.0.0.1:{port}")) {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
@@ -230,6 +306,12 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
+    /// A URL on this instance itself (for a lone server, the same as
+    /// [`Server::url`]).
+    pub fn local_url(&self, path: &str) -> String {
+        format!("{}{}", self.local, path)
+    }
+
     /// Runs a `zapini-id` subcommand against this server's configuration.
     pub fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
         use std::io::Write;
@@ -238,6 +320,7 @@ impl Server {
             .arg("--config")
             .arg(&self.config)
             .env("TEST_CLIENT_SECRET", SECRET)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

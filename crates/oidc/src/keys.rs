@@ -10,7 +10,7 @@ use josekit::jwk::Jwk;
 use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, JwsVerifier, RS256};
 use josekit::jwt::{self, JwtPayload};
 use serde_json::{Map, Value};
-use zapini_core::crypto::{Sealer, b64url, random_token};
+use zapini_core::crypto::{Sealer, b64url};
 use zapini_store::{SigningKeyRow, Store, StoreError};
 
 const SEAL_PURPOSE: &str = "signing-key";
@@ -112,20 +112,39 @@ fn signer_and_verifier(alg: &str, der: &[u8], jwk: &Jwk) -> Result<SignerPair, K
 
 impl KeyRing {
     /// Loads the stored keys, generating one per algorithm where none exists.
+    ///
+    /// Several instances may start at once against one empty database. The id
+    /// of a generated key is derived from the master secret, the algorithm
+    /// and how many keys of it exist, so they all try to insert the same id:
+    /// one insert wins, the others conflict, and every instance then reads
+    /// back the same key set.
     pub async fn load_or_create(
         store: &Store,
         sealer: &Sealer,
         now: i64,
     ) -> Result<Self, KeyError> {
-        let mut rows = store.signing_keys().all().await?;
+        let rows = store.signing_keys().all().await?;
+        let mut created = false;
         for alg in ["RS256", "ES256", "EdDSA"] {
-            if !rows.iter().any(|r| r.alg == alg && r.retired_at.is_none()) {
-                let row = new_key_row(alg, sealer, now)?;
-                store.signing_keys().insert(row.clone()).await?;
-                tracing::info!(kid = %row.kid, alg, "generated a new signing key");
-                rows.push(row);
+            if rows.iter().any(|r| r.alg == alg && r.retired_at.is_none()) {
+                continue;
             }
+            let generation = rows.iter().filter(|r| r.alg == alg).count();
+            let row = new_key_row(alg, sealer, generation, now)?;
+            match store.signing_keys().insert(row.clone()).await {
+                Ok(()) => tracing::info!(kid = %row.kid, alg, "generated a new signing key"),
+                Err(StoreError::Conflict) => {
+                    tracing::info!(kid = %row.kid, alg, "another instance generated this key")
+                }
+                Err(err) => return Err(err.into()),
+            }
+            created = true;
         }
+        let rows = if created {
+            store.signing_keys().all().await?
+        } else {
+            rows
+        };
 
         let mut keys = Vec::new();
         for row in rows {
@@ -213,9 +232,18 @@ impl KeyRing {
     }
 }
 
-fn new_key_row(alg: &'static str, sealer: &Sealer, now: i64) -> Result<SigningKeyRow, KeyError> {
+fn new_key_row(
+    alg: &'static str,
+    sealer: &Sealer,
+    generation: usize,
+    now: i64,
+) -> Result<SigningKeyRow, KeyError> {
     let (der, mut jwk) = generate(alg)?;
-    let kid = random_token(12)?.expose().to_owned();
+    let kid: String = sealer
+        .keyed_hash("signing-key-id", format!("{alg}:{generation}").as_bytes())?
+        .chars()
+        .take(16)
+        .collect();
     jwk.set_key_id(&kid);
     jwk.set_key_use("sig");
     jwk.set_algorithm(alg);
@@ -264,6 +292,34 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ring.jwks(), again.jwks());
+    }
+
+    /// Instances started together against one empty database: each sees
+    /// no key, each generates one, and all end with the same single set.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_first_starts_end_with_one_key_set() {
+        let dir = std::env::temp_dir().join(format!("zid-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/k.db?mode=rwc", dir.display());
+        let store = Store::connect(&url, 8).await.unwrap();
+        store.migrate().await.unwrap();
+        let sealer = Sealer::from_master_secret(&zapini_core::Secret::new("test master secret"));
+
+        let starts: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, sealer) = (store.clone(), sealer.clone());
+                tokio::spawn(async move { KeyRing::load_or_create(&store, &sealer, 1_000).await })
+            })
+            .collect();
+        let mut sets = Vec::new();
+        for start in starts {
+            sets.push(start.await.unwrap().unwrap().jwks());
+        }
+        assert_eq!(sets[0]["keys"].as_array().unwrap().len(), 3);
+        assert!(sets.iter().all(|s| *s == sets[0]), "{sets:?}");
+        assert_eq!(store.signing_keys().all().await.unwrap().len(), 3);
+        store.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[tokio::test]

@@ -1,17 +1,22 @@
 //! The ephemeral store: short-lived state with an expiry.
 //!
-//! On the embedded default it is a SQL table in the same database, so one
-//! instance needs nothing else and a restart loses nothing. Single-use items
-//! are consumed with `DELETE … RETURNING`: the delete is the decision, so of
-//! any number of concurrent takers exactly one gets the value.
+//! Two backends with the same semantics: a SQL table in the main database
+//! (the embedded default: one instance needs nothing else and a restart loses
+//! nothing) and Redis (several instances share it). Expiry is always decided
+//! by the `now` the caller passes, so both agree with the server's clock.
 
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter, Set};
+mod redis_store;
+mod sql_table;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use zapini_core::Clock;
 
 use crate::StoreError;
-use crate::entity::ephemeral::{ActiveModel, Column, Entity};
+use redis_store::RedisBackend;
 
 /// Short-lived key-value state with expiry. Values are JSON.
 #[derive(Clone, Debug)]
@@ -22,16 +27,49 @@ pub struct Ephemeral {
 #[derive(Clone, Debug)]
 enum Backend {
     Sql(DatabaseConnection),
+    Redis(RedisBackend),
 }
 
 fn full_key(ns: &str, key: &str) -> String {
     format!("{ns}:{key}")
 }
 
+fn decode<T: DeserializeOwned>(value: Option<String>) -> Result<Option<T>, StoreError> {
+    value
+        .map(|v| serde_json::from_str(&v))
+        .transpose()
+        .map_err(Into::into)
+}
+
 impl Ephemeral {
     pub(crate) fn sql(db: DatabaseConnection) -> Self {
         Self {
             backend: Backend::Sql(db),
+        }
+    }
+
+    /// Connects to Redis at `url`. `clock` is the server's clock, which
+    /// turns expiry times into Redis TTLs where no `now` is passed.
+    pub(crate) async fn redis(url: &str, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        Ok(Self {
+            backend: Backend::Redis(RedisBackend::connect(url, clock).await?),
+        })
+    }
+
+    /// Which backend holds the state: `"sql"` or `"redis"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sql(_) => "sql",
+            Backend::Redis(_) => "redis",
+        }
+    }
+
+    /// Whether the backend answers. The SQL backend is the database, which
+    /// the store checks on its own.
+    pub async fn ping(&self) -> bool {
+        match &self.backend {
+            Backend::Sql(_) => true,
+            Backend::Redis(r) => r.ping().await,
         }
     }
 
@@ -43,23 +81,17 @@ impl Ephemeral {
         value: &T,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        let Backend::Sql(db) = &self.backend;
-        let row = ActiveModel {
-            key: Set(full_key(ns, key)),
-            value: Set(serde_json::to_string(value)?),
-            expires_at: Set(expires_at),
-        };
-        let upsert = OnConflict::column(Column::Key)
-            .update_columns([Column::Value, Column::ExpiresAt])
-            .to_owned();
-        Entity::insert(row).on_conflict(upsert).exec(db).await?;
-        Ok(())
+        let value = serde_json::to_string(value)?;
+        match &self.backend {
+            Backend::Sql(db) => sql_table::put(db, full_key(ns, key), value, expires_at).await,
+            Backend::Redis(r) => r.put(ns, key, value, expires_at).await,
+        }
     }
 
     /// Stores `value` under `ns:key` only if nothing live is there yet; true
-    /// if it was stored. One statement, so of concurrent callers with the
-    /// same key exactly one succeeds (a replay cache). An expired entry
-    /// counts as absent and is replaced.
+    /// if it was stored. Atomic, so of concurrent callers with the same key
+    /// exactly one succeeds (a replay cache). An expired entry counts as
+    /// absent and is replaced.
     pub async fn put_if_absent<T: Serialize>(
         &self,
         ns: &str,
@@ -68,21 +100,13 @@ impl Ephemeral {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let Backend::Sql(db) = &self.backend;
-        let row = ActiveModel {
-            key: Set(full_key(ns, key)),
-            value: Set(serde_json::to_string(value)?),
-            expires_at: Set(expires_at),
-        };
-        let replace_expired = OnConflict::column(Column::Key)
-            .update_columns([Column::Value, Column::ExpiresAt])
-            .action_and_where(Expr::col((Entity, Column::ExpiresAt)).lte(now))
-            .to_owned();
-        let stored = Entity::insert(row)
-            .on_conflict(replace_expired)
-            .exec_without_returning(db)
-            .await?;
-        Ok(stored == 1)
+        let value = serde_json::to_string(value)?;
+        match &self.backend {
+            Backend::Sql(db) => {
+                sql_table::put_if_absent(db, full_key(ns, key), value, expires_at, now).await
+            }
+            Backend::Redis(r) => r.put_if_absent(ns, key, value, expires_at, now).await,
+        }
     }
 
     /// The value under `ns:key`, if present and not expired at `now`.
@@ -92,14 +116,11 @@ impl Ephemeral {
         key: &str,
         now: i64,
     ) -> Result<Option<T>, StoreError> {
-        let Backend::Sql(db) = &self.backend;
-        let row = Entity::find_by_id(full_key(ns, key))
-            .filter(Column::ExpiresAt.gt(now))
-            .one(db)
-            .await?;
-        row.map(|r| serde_json::from_str(&r.value))
-            .transpose()
-            .map_err(Into::into)
+        let value = match &self.backend {
+            Backend::Sql(db) => sql_table::get(db, full_key(ns, key), now).await?,
+            Backend::Redis(r) => r.get(ns, key, now).await?,
+        };
+        decode(value)
     }
 
     /// Removes and returns the value under `ns:key`, atomically: of several
@@ -111,31 +132,78 @@ impl Ephemeral {
         key: &str,
         now: i64,
     ) -> Result<Option<T>, StoreError> {
-        let Backend::Sql(db) = &self.backend;
-        let deleted = Entity::delete_by_id(full_key(ns, key))
-            .exec_with_returning(db)
-            .await?;
-        match deleted {
-            Some(row) if row.expires_at > now => Ok(Some(serde_json::from_str(&row.value)?)),
-            _ => Ok(None),
-        }
+        let value = match &self.backend {
+            Backend::Sql(db) => sql_table::take(db, full_key(ns, key), now).await?,
+            Backend::Redis(r) => r.take(ns, key, now).await?,
+        };
+        decode(value)
     }
 
     /// Removes `ns:key`; returns whether anything was there.
     pub async fn delete(&self, ns: &str, key: &str) -> Result<bool, StoreError> {
-        let Backend::Sql(db) = &self.backend;
-        let result = Entity::delete_by_id(full_key(ns, key)).exec(db).await?;
-        Ok(result.rows_affected > 0)
+        match &self.backend {
+            Backend::Sql(db) => sql_table::delete(db, full_key(ns, key)).await,
+            Backend::Redis(r) => r.delete(ns, key).await,
+        }
     }
 
-    /// Removes every expired entry; returns how many.
+    /// Removes every expired entry; returns how many. Redis drops expired
+    /// values itself, so there this does nothing.
     pub async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
-        let Backend::Sql(db) = &self.backend;
-        let result = Entity::delete_many()
-            .filter(Column::ExpiresAt.lte(now))
-            .exec(db)
-            .await?;
-        Ok(result.rows_affected)
+        match &self.backend {
+            Backend::Sql(db) => sql_table::purge_expired(db, now).await,
+            Backend::Redis(_) => Ok(0),
+        }
+    }
+
+    /// Adds `member` with `value` to the index `ns` of `owner` (for example,
+    /// a user's sessions) until `expires_at`. Members are stored one by one,
+    /// so concurrent additions from several instances never lose each other.
+    pub async fn index_add<T: Serialize>(
+        &self,
+        ns: &str,
+        owner: &str,
+        member: &str,
+        value: &T,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let value = serde_json::to_string(value)?;
+        match &self.backend {
+            Backend::Sql(db) => {
+                sql_table::index_add(db, ns, owner, member, value, expires_at).await
+            }
+            Backend::Redis(r) => r.index_add(ns, owner, member, value, expires_at).await,
+        }
+    }
+
+    /// The values of the live members of an index, in no particular order.
+    pub async fn index_list<T: DeserializeOwned>(
+        &self,
+        ns: &str,
+        owner: &str,
+        now: i64,
+    ) -> Result<Vec<T>, StoreError> {
+        let values = match &self.backend {
+            Backend::Sql(db) => sql_table::index_list(db, ns, owner, now).await?,
+            Backend::Redis(r) => r.index_list(ns, owner, now).await?,
+        };
+        values
+            .iter()
+            .map(|v| serde_json::from_str(v).map_err(Into::into))
+            .collect()
+    }
+
+    /// Removes one member of an index; returns whether it was there.
+    pub async fn index_remove(
+        &self,
+        ns: &str,
+        owner: &str,
+        member: &str,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sql(db) => sql_table::index_remove(db, ns, owner, member).await,
+            Backend::Redis(r) => r.index_remove(ns, owner, member).await,
+        }
     }
 }
 
@@ -144,58 +212,140 @@ mod tests {
     use std::collections::BTreeSet;
 
     use crate::Store;
-
-    async fn store() -> Store {
-        let store = Store::connect("sqlite::memory:", 1).await.unwrap();
-        store.migrate().await.unwrap();
-        store
-    }
+    use crate::testing::stores;
 
     #[tokio::test]
     async fn values_expire() {
-        let store = store().await;
-        let e = store.ephemeral();
-        e.put("t", "k", &"v", 100).await.unwrap();
-        assert_eq!(
-            e.get::<String>("t", "k", 99).await.unwrap().as_deref(),
-            Some("v")
-        );
-        assert_eq!(e.get::<String>("t", "k", 100).await.unwrap(), None);
-        assert_eq!(e.take::<String>("t", "k", 100).await.unwrap(), None);
+        for (name, store, _guard) in stores().await {
+            let e = store.ephemeral();
+            e.put("t", "k", &"v", 100).await.unwrap();
+            let live = e.get::<String>("t", "k", 99).await.unwrap();
+            assert_eq!(live.as_deref(), Some("v"), "{name}");
+            assert_eq!(
+                e.get::<String>("t", "k", 100).await.unwrap(),
+                None,
+                "{name}"
+            );
+            assert_eq!(
+                e.take::<String>("t", "k", 100).await.unwrap(),
+                None,
+                "{name}"
+            );
+        }
     }
 
     #[tokio::test]
     async fn take_returns_the_value_once() {
-        let store = store().await;
-        let e = store.ephemeral();
-        e.put("t", "k", &42, 100).await.unwrap();
-        assert_eq!(e.take::<i32>("t", "k", 1).await.unwrap(), Some(42));
-        assert_eq!(e.take::<i32>("t", "k", 1).await.unwrap(), None);
+        for (name, store, _guard) in stores().await {
+            let e = store.ephemeral();
+            e.put("t", "k", &42, i64::MAX / 2).await.unwrap();
+            assert_eq!(
+                e.take::<i32>("t", "k", 1).await.unwrap(),
+                Some(42),
+                "{name}"
+            );
+            assert_eq!(e.take::<i32>("t", "k", 1).await.unwrap(), None, "{name}");
+            assert!(!e.delete("t", "k").await.unwrap(), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn put_replaces_and_delete_removes() {
+        for (name, store, _guard) in stores().await {
+            let e = store.ephemeral();
+            e.put("t", "k", &1, i64::MAX / 2).await.unwrap();
+            e.put("t", "k", &2, i64::MAX / 2).await.unwrap();
+            assert_eq!(e.get::<i32>("t", "k", 1).await.unwrap(), Some(2), "{name}");
+            assert_eq!(e.get::<i32>("u", "k", 1).await.unwrap(), None, "{name}");
+            assert!(e.delete("t", "k").await.unwrap(), "{name}");
+            assert_eq!(e.get::<i32>("t", "k", 1).await.unwrap(), None, "{name}");
+        }
     }
 
     #[tokio::test]
     async fn put_if_absent_stores_once_until_expiry() {
-        let store = store().await;
-        let e = store.ephemeral();
-        assert!(e.put_if_absent("j", "k", &1, 100, 1).await.unwrap());
-        assert!(!e.put_if_absent("j", "k", &2, 200, 50).await.unwrap());
-        assert_eq!(e.get::<i32>("j", "k", 50).await.unwrap(), Some(1));
-        // Once expired, the key may be used again.
-        assert!(e.put_if_absent("j", "k", &3, 300, 100).await.unwrap());
-        assert_eq!(e.get::<i32>("j", "k", 150).await.unwrap(), Some(3));
+        for (name, store, _guard) in stores().await {
+            let e = store.ephemeral();
+            assert!(
+                e.put_if_absent("j", "k", &1, 100, 1).await.unwrap(),
+                "{name}"
+            );
+            assert!(
+                !e.put_if_absent("j", "k", &2, 200, 50).await.unwrap(),
+                "{name}"
+            );
+            assert_eq!(e.get::<i32>("j", "k", 50).await.unwrap(), Some(1), "{name}");
+            // Once expired, the key may be used again.
+            assert!(
+                e.put_if_absent("j", "k", &3, 300, 100).await.unwrap(),
+                "{name}"
+            );
+            assert_eq!(
+                e.get::<i32>("j", "k", 150).await.unwrap(),
+                Some(3),
+                "{name}"
+            );
+        }
     }
 
     #[tokio::test]
-    async fn concurrent_takers_get_the_value_exactly_once() {
-        let dir = std::env::temp_dir().join(format!("zid-eph-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
-        let store = Store::connect(&url, 8).await.unwrap();
-        store.migrate().await.unwrap();
+    async fn redis_drops_expired_values_itself() {
+        let Some(redis) = crate::testing::redis() else {
+            return;
+        };
+        let store = Store::connect("sqlite::memory:", 1).await.unwrap();
+        let clock = std::sync::Arc::new(zapini_core::SystemClock::default());
+        let now = zapini_core::Clock::now(clock.as_ref());
+        let store = store.with_redis(&redis.url, clock).await.unwrap();
+        let e = store.ephemeral();
+        e.put("t", "short", &1, now + 1).await.unwrap();
+        e.put("t", "long", &1, now + 100).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
 
+        let client = redis::Client::open(redis.url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(keys, ["zid:t:long"]);
+    }
+
+    #[tokio::test]
+    async fn index_members_are_listed_until_removed_or_expired() {
+        for (name, store, _guard) in stores().await {
+            let e = store.ephemeral();
+            e.index_add("ix", "alice", "m1", &1, 100).await.unwrap();
+            e.index_add("ix", "alice", "m2", &2, 200).await.unwrap();
+            e.index_add("ix", "alice:x", "m3", &3, 200).await.unwrap();
+            e.index_add("ix", "bob", "m1", &4, 200).await.unwrap();
+
+            let mut alice: Vec<i32> = e.index_list("ix", "alice", 50).await.unwrap();
+            alice.sort();
+            assert_eq!(alice, [1, 2], "{name}");
+            assert!(e.index_remove("ix", "alice", "m2").await.unwrap(), "{name}");
+            assert!(
+                !e.index_remove("ix", "alice", "m2").await.unwrap(),
+                "{name}"
+            );
+            let left: Vec<i32> = e.index_list("ix", "alice", 50).await.unwrap();
+            assert_eq!(left, [1], "{name}");
+            let later: Vec<i32> = e.index_list("ix", "alice", 150).await.unwrap();
+            assert!(later.is_empty(), "{name}");
+            let bob: Vec<i32> = e.index_list("ix", "bob", 150).await.unwrap();
+            assert_eq!(bob, [4], "{name}");
+        }
+    }
+
+    async fn exactly_one_taker(store: &Store, name: &str) {
         for round in 0..5 {
             let key = format!("k{round}");
-            store.ephemeral().put("t", &key, &round, 100).await.unwrap();
+            store
+                .ephemeral()
+                .put("t", &key, &round, i64::MAX / 2)
+                .await
+                .unwrap();
             let tasks: Vec<_> = (0..10)
                 .map(|_| {
                     let store = store.clone();
@@ -211,9 +361,46 @@ mod tests {
                     winners.insert(v);
                 }
             }
-            assert_eq!(wins, 1, "round {round}");
+            assert_eq!(wins, 1, "{name} round {round}");
         }
-        store.close().await;
+    }
+
+    async fn exactly_one_putter(store: &Store, name: &str) {
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .ephemeral()
+                        .put_if_absent("jti", "same", &i, i64::MAX / 2, 1)
+                        .await
+                })
+            })
+            .collect();
+        let mut stored = 0;
+        for task in tasks {
+            stored += usize::from(task.await.unwrap().unwrap());
+        }
+        assert_eq!(stored, 1, "{name}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_takers_and_putters_win_exactly_once() {
+        let dir = std::env::temp_dir().join(format!("zid-eph-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
+        let file = Store::connect(&url, 8).await.unwrap();
+        file.migrate().await.unwrap();
+        exactly_one_taker(&file, "sqlite file").await;
+        exactly_one_putter(&file, "sqlite file").await;
+        file.close().await;
         std::fs::remove_dir_all(dir).unwrap();
+
+        for (name, store, _guard) in stores().await {
+            if name != "sqlite" {
+                exactly_one_taker(&store, name).await;
+                exactly_one_putter(&store, name).await;
+            }
+        }
     }
 }

@@ -13,22 +13,32 @@ mod passkeys;
 mod refresh;
 mod second_factor;
 mod sessions;
+#[cfg(test)]
+pub(crate) mod testing;
 mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+};
+use zapini_core::Clock;
 use zapini_migrations::{Migrator, MigratorTrait};
 
 pub use audit::Audit;
 pub use ephemeral::Ephemeral;
-pub use error::StoreError;
+pub use error::{StoreError, error_count};
 pub use keys::{SigningKeyRow, SigningKeys};
 pub use passkeys::{PasskeyRow, PasskeyUse, Passkeys};
 pub use refresh::{RefreshToken, RefreshTokens, Taken};
 pub use second_factor::{RecoveryCodes, TotpCredential, Totps};
 pub use sessions::{SessionRef, Sessions};
 pub use users::{NewUser, UserWithPassword, Users};
+
+/// Key of the PostgreSQL advisory lock held while migrating ("zapini" in
+/// ASCII, so that it does not collide with another application's lock).
+const MIGRATION_LOCK: i64 = 0x7a61_7069_6e69;
 
 /// Handle to everything stored; cheap to clone.
 #[derive(Clone, Debug)]
@@ -52,9 +62,31 @@ impl Store {
         Ok(Self { db, ephemeral })
     }
 
-    /// Applies every pending migration.
+    /// Moves the ephemeral state to Redis at `url` (`redis://…`), for
+    /// several instances sharing it. `clock` is the server's clock.
+    pub async fn with_redis(
+        mut self,
+        url: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        self.ephemeral = Ephemeral::redis(url, clock).await?;
+        Ok(self)
+    }
+
+    /// Applies every pending migration. On PostgreSQL, several instances
+    /// starting at once against an empty database would race to create the
+    /// same tables; a transaction-scoped advisory lock lets one migrate while
+    /// the others wait and then find nothing left to do.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.db, None).await?;
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            Migrator::up(&self.db, None).await?;
+            return Ok(());
+        }
+        let txn = self.db.begin().await?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await?;
+        Migrator::up(&txn, None).await?;
+        txn.commit().await?;
         Ok(())
     }
 
@@ -113,6 +145,12 @@ impl Store {
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         self.db.ping().await.is_ok()
+    }
+
+    /// Whether the ephemeral store answers (Redis when configured; on the
+    /// embedded default it is the database).
+    pub async fn ping_ephemeral(&self) -> bool {
+        self.ephemeral.ping().await
     }
 
     pub async fn close(self) {

@@ -157,7 +157,6 @@ impl<'a> Passkeys<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
 
     fn row(id: &str, user: &str, cred: &str) -> PasskeyRow {
         PasskeyRow {
@@ -177,8 +176,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_credential_id_is_registered_once() {
-        let store = Store::connect("sqlite::memory:", 1).await.unwrap();
-        store.migrate().await.unwrap();
+        let store = crate::testing::primary().await;
         store.passkeys().add(row("1", "u", "c")).await.unwrap();
         let again = store.passkeys().add(row("2", "v", "c")).await;
         assert!(matches!(again, Err(StoreError::Conflict)));
@@ -186,8 +184,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_use_moves_the_counter_once() {
-        let store = Store::connect("sqlite::memory:", 1).await.unwrap();
-        store.migrate().await.unwrap();
+        let store = crate::testing::primary().await;
         store.passkeys().add(row("1", "u", "c")).await.unwrap();
         let used = PasskeyUse {
             credential: "{\"n\":1}",
@@ -215,8 +212,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_the_owner_removes_a_passkey() {
-        let store = Store::connect("sqlite::memory:", 1).await.unwrap();
-        store.migrate().await.unwrap();
+        let store = crate::testing::primary().await;
         store.passkeys().add(row("1", "u", "c")).await.unwrap();
         assert!(!store.passkeys().remove("v", "1").await.unwrap());
         assert!(store.passkeys().remove("u", "1").await.unwrap());

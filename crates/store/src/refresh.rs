@@ -200,9 +200,7 @@ mod tests {
     use crate::Store;
 
     async fn store() -> Store {
-        let store = Store::connect("sqlite::memory:", 1).await.unwrap();
-        store.migrate().await.unwrap();
-        store
+        crate::testing::primary().await
     }
 
     fn token(family: &str, user: &str, sid: &str) -> RefreshToken {

@@ -8,8 +8,10 @@ use zapini_core::flow::{SsoSession, ns};
 
 use crate::{Ephemeral, StoreError};
 
-/// Namespace of the per-user session index.
-const USER_SESSIONS: &str = "user_sessions";
+/// Namespace of the per-user session index: one member per session, so
+/// sign-ins on several instances at once never drop each other's entry.
+/// (Before, the index was one JSON list under `user_sessions`.)
+const USER_SESSIONS: &str = "user_session";
 
 /// An entry of a user's session index. `key` is the hash of the cookie,
 /// which identifies the session without being able to open it.
@@ -42,41 +44,28 @@ impl<'a> Sessions<'a> {
             .put(ns::SESSION, &key, session, session.expires_at)
             .await?;
 
-        let mut index = self.index(&session.user_id, session.created_at).await?;
-        index.push(SessionRef {
-            key,
+        let entry = SessionRef {
+            key: key.clone(),
             sid: session.sid.clone(),
             created_at: session.created_at,
             expires_at: session.expires_at,
             user_agent: session.user_agent.clone(),
             ip: session.ip.clone(),
-        });
-        self.save_index(&session.user_id, &index).await?;
+        };
+        self.ephemeral
+            .index_add(
+                USER_SESSIONS,
+                &session.user_id,
+                &key,
+                &entry,
+                session.expires_at,
+            )
+            .await?;
         Ok(secret)
     }
 
     async fn index(&self, user_id: &str, now: i64) -> Result<Vec<SessionRef>, StoreError> {
-        let index: Vec<SessionRef> = self
-            .ephemeral
-            .get(USER_SESSIONS, user_id, now)
-            .await?
-            .unwrap_or_default();
-        Ok(index.into_iter().filter(|r| r.expires_at > now).collect())
-    }
-
-    async fn save_index(&self, user_id: &str, index: &[SessionRef]) -> Result<(), StoreError> {
-        match index.iter().map(|r| r.expires_at).max() {
-            Some(until) => {
-                self.ephemeral
-                    .put(USER_SESSIONS, user_id, &index, until)
-                    .await
-            }
-            None => self
-                .ephemeral
-                .delete(USER_SESSIONS, user_id)
-                .await
-                .map(|_| ()),
-        }
+        self.ephemeral.index_list(USER_SESSIONS, user_id, now).await
     }
 
     /// The live session behind a cookie value, if any.
@@ -110,14 +99,14 @@ impl<'a> Sessions<'a> {
     /// Ends one of a user's sessions by its index key; false if it is not
     /// theirs or already gone.
     pub async fn end(&self, user_id: &str, key: &str, now: i64) -> Result<bool, StoreError> {
-        let mut index = self.index(user_id, now).await?;
-        let before = index.len();
-        index.retain(|r| r.key != key);
-        if index.len() == before {
+        let theirs = self.index(user_id, now).await?.iter().any(|r| r.key == key);
+        if !theirs {
             return Ok(false);
         }
         let ended = self.ephemeral.delete(ns::SESSION, key).await?;
-        self.save_index(user_id, &index).await?;
+        self.ephemeral
+            .index_remove(USER_SESSIONS, user_id, key)
+            .await?;
         Ok(ended)
     }
 
@@ -128,17 +117,112 @@ impl<'a> Sessions<'a> {
         keep: Option<&str>,
         now: i64,
     ) -> Result<usize, StoreError> {
-        let index = self.index(user_id, now).await?;
         let mut ended = 0;
-        let mut kept = Vec::new();
-        for entry in index {
+        for entry in self.index(user_id, now).await? {
             if Some(entry.key.as_str()) == keep {
-                kept.push(entry);
-            } else if self.ephemeral.delete(ns::SESSION, &entry.key).await? {
+                continue;
+            }
+            if self.ephemeral.delete(ns::SESSION, &entry.key).await? {
                 ended += 1;
             }
+            self.ephemeral
+                .index_remove(USER_SESSIONS, user_id, &entry.key)
+                .await?;
         }
-        self.save_index(user_id, &kept).await?;
         Ok(ended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zapini_core::flow::SsoSession;
+    use zapini_core::{AuthMethod, Authentication};
+
+    use crate::testing::stores;
+
+    fn session(user: &str, sid: &str, created_at: i64) -> SsoSession {
+        SsoSession {
+            sid: sid.into(),
+            user_id: user.into(),
+            auth: Authentication::new("a".into(), vec![AuthMethod::Password], created_at),
+            created_at,
+            expires_at: created_at + 1000,
+            user_agent: None,
+            ip: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_sign_ins_all_appear_and_end_all_ends_them() {
+        for (name, store, _guard) in stores().await {
+            let created: Vec<_> = (0..8)
+                .map(|i| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        store
+                            .sessions()
+                            .create(&session("u1", &format!("s{i}"), 100 + i))
+                            .await
+                    })
+                })
+                .collect();
+            let mut cookies = Vec::new();
+            for task in created {
+                cookies.push(task.await.unwrap().unwrap());
+            }
+            store
+                .sessions()
+                .create(&session("u2", "other", 100))
+                .await
+                .unwrap();
+
+            let listed = store.sessions().list("u1", 150).await.unwrap();
+            assert_eq!(listed.len(), 8, "{name}");
+            assert_eq!(listed[0].sid, "s7", "{name}: newest first");
+
+            let keep = zapini_core::crypto::token_hash(cookies[0].expose());
+            let ended = store
+                .sessions()
+                .end_all("u1", Some(&keep), 150)
+                .await
+                .unwrap();
+            assert_eq!(ended, 7, "{name}");
+            let left = store.sessions().list("u1", 150).await.unwrap();
+            assert_eq!(left.len(), 1, "{name}");
+            assert!(
+                store
+                    .sessions()
+                    .find(cookies[0].expose(), 150)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            assert!(
+                store
+                    .sessions()
+                    .find(cookies[1].expose(), 150)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            assert_eq!(
+                store.sessions().list("u2", 150).await.unwrap().len(),
+                1,
+                "{name}"
+            );
+
+            assert!(
+                store.sessions().end("u1", &keep, 150).await.unwrap(),
+                "{name}"
+            );
+            assert!(
+                !store.sessions().end("u2", &keep, 150).await.unwrap(),
+                "{name}"
+            );
+            assert!(
+                store.sessions().list("u1", 150).await.unwrap().is_empty(),
+                "{name}"
+            );
+        }
     }
 }

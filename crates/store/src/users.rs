@@ -132,12 +132,10 @@ impl<'a> Users<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
 
     #[tokio::test]
     async fn email_is_unique_whatever_its_case() {
-        let store = Store::connect("sqlite::memory:", 1).await.unwrap();
-        store.migrate().await.unwrap();
+        let store = crate::testing::primary().await;
         let new = |id: &str, email: &str| NewUser {
             id: id.into(),
             email: email.into(),
@@ -162,8 +160,7 @@ mod tests {
 
     #[tokio::test]
     async fn disabling_is_recorded() {
-        let store = Store::connect("sqlite::memory:", 1).await.unwrap();
-        store.migrate().await.unwrap();
+        let store = crate::testing::primary().await;
         let new = NewUser {
             id: "1".into(),
             email: "a@b.co".into(),

@@ -54,6 +54,10 @@ pub struct Config {
     /// `sqlite://…` (the embedded default) or `postgres://…`.
     pub database_url: String,
     pub database_pool_size: u32,
+    /// `redis://host:port/db` to keep the ephemeral state (sessions, login
+    /// transactions, codes, throttling) in Redis, shared by every instance;
+    /// unset keeps it in the database.
+    pub redis_url: Option<String>,
     /// Where the master secret lives when `ZAPINI_ID_SECRET` is not set.
     pub secret_file: PathBuf,
     /// Folder of client files, one TOML file per client.
@@ -136,6 +140,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             database_url: "sqlite://data/zapini-id.db?mode=rwc".into(),
             database_pool_size: 8,
+            redis_url: None,
             secret_file: "data/secret.key".into(),
             clients_dir: "config/clients".into(),
             templates_dir: None,
@@ -292,6 +297,19 @@ impl Config {
                 self.session.ttl
             ));
         }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            found.push("redis_url: must start with redis:// or rediss://".to_owned());
+        }
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            found.push(
+                "database_url: must start with sqlite:, postgres:// or postgresql://".to_owned(),
+            );
+        }
         if !(1..=1000).contains(&self.database_pool_size) {
             found.push("database_pool_size: must be 1 to 1000".to_owned());
         }
@@ -387,6 +405,31 @@ mod tests {
         assert_eq!(config.listen, "0.0.0.0:9000");
         assert_eq!(config.tokens.access_token_ttl, 900);
         assert_eq!(config.issuer, "https://id.example.com");
+        assert_eq!(config.redis_url, None);
+    }
+
+    #[test]
+    fn redis_and_postgres_come_from_the_environment() {
+        let config = Config::from_parts(
+            "",
+            vars(&[
+                ("ZAPINI_ID_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                ("ZAPINI_ID_DATABASE_URL", "postgres://zid@127.0.0.1/zid"),
+            ]),
+            "test",
+        )
+        .unwrap();
+        assert_eq!(
+            config.redis_url.as_deref(),
+            Some("redis://127.0.0.1:6379/0")
+        );
+        assert!(!config.is_embedded_database());
+        for bad in [
+            "redis_url = \"127.0.0.1:6379\"",
+            "database_url = \"mysql://x\"",
+        ] {
+            assert!(Config::from_parts(bad, vars(&[]), "f").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod metrics;
 mod secret;
 mod server;
 

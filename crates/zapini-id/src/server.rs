@@ -24,6 +24,7 @@ use zapini_oidc::{ClientRegistry, KeyRing, OidcState, TokenSettings};
 use zapini_store::Store;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 /// Largest request body accepted; sign-in forms and token requests are tiny.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -82,13 +83,24 @@ fn prepare_sqlite(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects to the database and applies migrations.
+/// Connects to the database and applies migrations, and to Redis when
+/// `redis_url` is set (the command-line tools end sessions, which live there).
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    open_store_with_clock(config, Arc::new(SystemClock::default())).await
+}
+
+async fn open_store_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Store> {
     prepare_sqlite(&config.database_url)?;
-    let store = Store::connect(&config.database_url, config.database_pool_size)
+    let mut store = Store::connect(&config.database_url, config.database_pool_size)
         .await
         .context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
+    if let Some(url) = &config.redis_url {
+        store = store
+            .with_redis(url, clock)
+            .await
+            .context("connecting to Redis (redis_url)")?;
+    }
     Ok(store)
 }
 
@@ -133,8 +145,8 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
 
     let clients = load_clients(&config)?;
     let master = crate::secret::load(&config)?;
-    let store = open_store(&config).await?;
     let clock: Arc<dyn Clock> = clock();
+    let store = open_store_with_clock(&config, clock.clone()).await?;
     let sealer = Sealer::from_master_secret(&master);
     let keys = KeyRing::load_or_create(&store, &sealer, clock.now()).await?;
 
@@ -195,6 +207,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         %addr,
         issuer = %config.issuer,
         clients = client_count,
+        ephemeral = store.ephemeral().backend_name(),
         ready_ms = started.elapsed().as_millis() as u64,
         "Zapini ID is ready"
     );
@@ -255,11 +268,20 @@ fn app(oidc: OidcState, login: LoginState, store: Store, templates: Arc<Template
             HeaderValue::from_static("DENY"),
         ));
 
+    let metrics = Metrics::default();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz).with_state(store))
+        .route("/readyz", get(readyz).with_state(store.clone()))
+        .route(
+            "/metrics",
+            get(crate::metrics::scrape).with_state((metrics.clone(), store)),
+        )
         .merge(zapini_oidc::router(oidc))
         .merge(zapini_login::router(login))
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
         .fallback(move |headers: axum::http::HeaderMap| not_found(templates.clone(), headers))
         .layer(security)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
@@ -279,11 +301,19 @@ async fn drop_client_request_id(mut request: Request) -> Request {
     request
 }
 
+/// Ready when the database and the ephemeral store (Redis, when used) both
+/// answer; the body names what does not.
 async fn readyz(State(store): State<Store>) -> Response {
-    if store.ping().await {
-        "ready".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+    let (db, ephemeral) = tokio::join!(store.ping(), store.ping_ephemeral());
+    match (db, ephemeral) {
+        (true, true) => "ready".into_response(),
+        (false, true) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response(),
+        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable").into_response(),
+        (false, false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database and redis unreachable",
+        )
+            .into_response(),
     }
 }
 
