@@ -48,6 +48,9 @@ const LANGUAGES = [
     addPasskey: 'Registrar uma nova passkey',
     addPasskeyButton: 'Registrar uma passkey',
     added: 'A passkey foi registrada e está pronta para o seu próximo login.',
+    logout: 'Sair?',
+    logoutButton: 'Sair',
+    loggedOut: 'Você saiu',
   },
   {
     lang: 'es',
@@ -65,6 +68,9 @@ const LANGUAGES = [
     addPasskey: 'Registrar una nueva passkey',
     addPasskeyButton: 'Registrar una passkey',
     added: 'La passkey está registrada y lista para tu próximo inicio de sesión.',
+    logout: '¿Cerrar sesión?',
+    logoutButton: 'Cerrar sesión',
+    loggedOut: 'Has cerrado sesión',
   },
 ]
 
@@ -114,7 +120,7 @@ describe('the pages in Portuguese and Spanish (Chromium)', { skip: !HAVE_CHROMIU
 
   for (const l of LANGUAGES) {
     const how = l.uiLocales ? `ui_locales=${l.uiLocales}` : `Accept-Language ${l.browserLocale}`
-    test(`${l.lang} (${how}, ${l.colorScheme ?? 'light'} mode): sign-in, 2FA enrolment and passkey registration all in ${l.lang}`, async () => {
+    test(`${l.lang} (${how}, ${l.colorScheme ?? 'light'} mode): sign-in, 2FA enrolment, passkey registration and sign-out all in ${l.lang}`, async () => {
       const ctx = await browser.newContext({
         viewport: DESKTOP,
         locale: l.browserLocale,
@@ -176,6 +182,12 @@ describe('the pages in Portuguese and Spanish (Chromium)', { skip: !HAVE_CHROMIU
         await register.click()
         await page.getByText(l.added).waitFor()
         await expectPageIn(page, l, l.security, '05-security-passkey')
+
+        // The app asks to sign out without an id_token_hint: the user confirms.
+        await page.goto(`${server.issuer}/session/end?client_id=${CLIENT_ID}`)
+        await expectPageIn(page, l, l.logout, '06-logout-confirm')
+        await page.getByRole('button', { name: l.logoutButton, exact: true }).click()
+        await expectPageIn(page, l, l.loggedOut, '07-logged-out')
       } finally {
         await ctx.close()
       }

@@ -187,7 +187,14 @@ pub trait ErrorPages: Send + Sync + 'static {
     fn error_page(&self, wish: &LanguageWish, message_key: &str, request_id: &str) -> String;
 
     /// Renders the page template `name` with `context` (a JSON object).
-    fn page(&self, locales: &[String], name: &str, context: serde_json::Value) -> String;
+    /// `locales` (the relying party's `ui_locales`) come first, then `wish`.
+    fn page(
+        &self,
+        locales: &[String],
+        wish: &LanguageWish,
+        name: &str,
+        context: serde_json::Value,
+    ) -> String;
 }
 
 #[cfg(test)]

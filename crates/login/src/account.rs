@@ -254,16 +254,17 @@ pub(crate) async fn page(
 
 /// Records a security event of the signed-in user and shows the security
 /// area again with a notice.
-async fn recorded(
+pub(crate) async fn recorded(
     state: &LoginState,
     headers: &HeaderMap,
     peer: SocketAddr,
     signed: &Signed,
-    kind: EventKind,
+    event: (EventKind, serde_json::Value),
     notice: &str,
 ) -> Response {
     let origin = Origin::from_headers(headers, Some(peer));
-    record(state, &origin, Some(&signed.user.id), kind, json!({})).await;
+    let (kind, detail) = event;
+    record(state, &origin, Some(&signed.user.id), kind, detail).await;
     page(state, headers, signed, Some(notice), None).await
 }
 
@@ -456,7 +457,7 @@ pub async fn totp_disable(
         &headers,
         peer,
         &signed,
-        kind,
+        (kind, json!({})),
         "security.totp_disabled",
     )
     .await
@@ -601,7 +602,7 @@ pub async fn change_password(
         &headers,
         peer,
         &signed,
-        kind,
+        (kind, json!({})),
         "security.password_changed",
     )
     .await

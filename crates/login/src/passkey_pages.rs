@@ -20,7 +20,7 @@ use zapini_core::audit::EventKind;
 use zapini_core::crypto::{ct_eq, random_token, token_hash};
 
 use crate::LoginState;
-use crate::account::{Signed, device_label, page, posted};
+use crate::account::{Signed, device_label, page, posted, recorded};
 use crate::events::{Origin, record};
 use crate::passkeys::{
     Assertion, CEREMONY_TTL, NS_ASSERTION, NS_REGISTRATION, PasskeyError, Registration, clean_name,
@@ -353,15 +353,10 @@ pub async fn register_submit(
     .await
     {
         Ok(row) => {
-            record(
-                &state,
-                &origin,
-                Some(&signed.user.id),
-                EventKind::PasskeyAdded,
-                json!({ "name": row.name, "passkey": row.id, "synced": row.backup_eligible }),
-            )
-            .await;
-            page(&state, &headers, &signed, Some("passkey.added"), None).await
+            let detail =
+                json!({ "name": row.name, "passkey": row.id, "synced": row.backup_eligible });
+            let event = (EventKind::PasskeyAdded, detail);
+            recorded(&state, &headers, peer, &signed, event, "passkey.added").await
         }
         Err(PasskeyError::Store(err)) => unavailable(&state, &headers, &err),
         Err(err) => {
@@ -416,16 +411,9 @@ pub async fn remove(
         Ok(false) => return page(&state, &headers, &signed, None, Some("passkey.not_found")).await,
         Err(err) => return unavailable(&state, &headers, &err),
     }
-    let origin = Origin::from_headers(&headers, Some(peer));
-    record(
-        &state,
-        &origin,
-        Some(&signed.user.id),
-        EventKind::PasskeyRemoved,
-        json!({ "name": row.name, "passkey": row.id }),
-    )
-    .await;
-    page(&state, &headers, &signed, Some("passkey.removed"), None).await
+    let detail = json!({ "name": row.name, "passkey": row.id });
+    let event = (EventKind::PasskeyRemoved, detail);
+    recorded(&state, &headers, peer, &signed, event, "passkey.removed").await
 }
 
 fn confirm_page(

@@ -252,9 +252,21 @@ impl ErrorPages for Templates {
         )
     }
 
-    fn page(&self, locales: &[String], name: &str, context: serde_json::Value) -> String {
-        let preferred: Vec<&str> = locales.iter().map(String::as_str).collect();
-        let lang = self.catalog.negotiate(&preferred, None);
+    fn page(
+        &self,
+        locales: &[String],
+        wish: &LanguageWish,
+        name: &str,
+        context: serde_json::Value,
+    ) -> String {
+        let preferred: Vec<&str> = locales
+            .iter()
+            .map(String::as_str)
+            .chain(wish.chosen.as_deref())
+            .collect();
+        let lang = self
+            .catalog
+            .negotiate(&preferred, wish.accept_language.as_deref());
         Templates::page(self, name, &lang, context)
     }
 }

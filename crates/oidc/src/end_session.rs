@@ -35,6 +35,8 @@ struct Logout<'a> {
     hint: Option<IdTokenHint>,
     logout_hint: Option<String>,
     locales: Vec<String>,
+    /// The browser's language choice and `Accept-Language`.
+    wish: zapini_core::flow::LanguageWish,
 }
 
 /// `GET /session/end`.
@@ -68,10 +70,11 @@ fn is_form(headers: &HeaderMap) -> bool {
 }
 
 async fn end(state: &OidcState, headers: &HeaderMap, params: &Params) -> Response {
-    let request = match validate(state, params) {
+    let mut request = match validate(state, params) {
         Ok(request) => request,
         Err(key) => return error_page(state, headers, StatusCode::BAD_REQUEST, key),
     };
+    request.wish = crate::error::language_wish(headers);
     let now = state.clock.now();
     let session = match current_session(state, headers, now).await {
         Ok(session) => session,
@@ -131,6 +134,7 @@ fn validate<'a>(state: &'a OidcState, params: &Params) -> Result<Logout<'a>, &'s
             .get("logout_hint")
             .map(|h| h.chars().take(256).collect()),
         locales: params.list("ui_locales"),
+        wish: zapini_core::flow::LanguageWish::default(),
     })
 }
 
@@ -220,9 +224,12 @@ fn done(state: &OidcState, request: &Logout<'_>) -> Response {
         };
         return (no_store(), Redirect::to(&location)).into_response();
     }
-    let html = state
-        .pages
-        .page(&request.locales, "logged_out.html", json!({}));
+    let html = state.pages.page(
+        &request.locales,
+        &request.wish,
+        "logged_out.html",
+        json!({}),
+    );
     (no_store(), Html(html)).into_response()
 }
 
@@ -256,9 +263,12 @@ fn confirmation(state: &OidcState, headers: &HeaderMap, request: &Logout<'_>) ->
         "fields": fields,
         "client_name": request.client.map(|c| c.name.clone()),
     });
-    let html = state
-        .pages
-        .page(&request.locales, "logout_confirm.html", context);
+    let html = state.pages.page(
+        &request.locales,
+        &request.wish,
+        "logout_confirm.html",
+        context,
+    );
     (no_store(), Html(html)).into_response()
 }
 
@@ -274,7 +284,10 @@ pub async fn confirm(State(state): State<OidcState>, headers: HeaderMap, body: B
         );
     }
     let request = match validate(&state, &form) {
-        Ok(request) if request.hint.is_none() => request,
+        Ok(mut request) if request.hint.is_none() => {
+            request.wish = crate::error::language_wish(&headers);
+            request
+        }
         _ => {
             return error_page(
                 &state,

@@ -47,7 +47,9 @@ pub(super) fn respond(
         ResponseMode::FormPost => {
             let fields: Vec<[&str; 2]> = pairs.iter().map(|(k, v)| [*k, *v]).collect();
             let context = serde_json::json!({ "action": uri, "fields": fields });
-            let html = state.pages.page(locales, "form_post.html", context);
+            // The page only says "Continue" until the script sends it.
+            let wish = zapini_core::flow::LanguageWish::default();
+            let html = state.pages.page(locales, &wish, "form_post.html", context);
             (no_store(), Html(html)).into_response()
         }
     }
