@@ -676,3 +676,36 @@ async fn a_return_address_with_control_characters_is_dropped_not_followed() {
     assert_eq!(done.location.as_deref(), Some("/account/security"));
     assert!(done.headers.get("x-injected").is_none());
 }
+
+#[tokio::test]
+async fn a_browser_gets_the_products_page_for_an_oversized_body_or_a_wrong_method() {
+    let server = start();
+    let huge = "a".repeat(100 * 1024);
+    let response = http()
+        .post(server.url("/login"))
+        .header("accept", "text/html")
+        .header("accept-language", "es")
+        .form(&[("tx", "x"), ("username", huge.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("La solicitud es demasiado grande."), "{page}");
+
+    let response = http()
+        .get(server.url("/login/passkey/options"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert!(response.headers().contains_key("allow"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("The request is malformed.")
+    );
+}

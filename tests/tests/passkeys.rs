@@ -6,11 +6,12 @@
 //! in a real browser are in tests/node/browser-passkey.test.js.
 
 use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
+use openidconnect::core::CoreIdTokenClaims;
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier};
 use serde_json::Value;
 use zapini_id_tests::authenticator::{Ceremony, SoftPasskey};
 use zapini_id_tests::browser::{Page, hidden_input};
-use zapini_id_tests::rp::{amr, discover, redeem};
+use zapini_id_tests::rp::{Rp, amr, discover, redeem};
 use zapini_id_tests::{Browser, ClientSpec, Server};
 
 const EMAIL: &str = "pia@example.com";
@@ -137,6 +138,39 @@ fn refusals(server: &Server, reason: &str) -> usize {
         .count()
 }
 
+/// An authorization request of the relying party, with PKCE and `extra`
+/// parameters: its URL, the verifier and the nonce.
+fn rp_request(rp: &Rp, extra: &[(&str, &str)]) -> (String, PkceCodeVerifier, Nonce) {
+    let (pkce, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(pkce);
+    for (k, v) in extra {
+        request = request.add_extra_param(*k, *v);
+    }
+    let (url, _, nonce) = request.url();
+    (url.to_string(), verifier, nonce)
+}
+
+/// From the server's answer to the last sign-in step on to the relying
+/// party: the code redeemed by the library, the verified ID token's claims.
+async fn at_client(
+    browser: &mut Browser,
+    rp: &Rp,
+    done: Page,
+    verifier: PkceCodeVerifier,
+    nonce: &Nonce,
+) -> CoreIdTokenClaims {
+    let next = done.location.expect("on to the authorization");
+    assert!(next.starts_with("/authorize/continue"), "{next}");
+    let callback = browser.follow(&next).await.location.expect("callback");
+    redeem(rp, &callback, verifier, nonce).await.1
+}
+
 /// A whole authorization code flow signed in with the passkey alone; the
 /// verified ID token's `amr` and `acr`.
 async fn relying_party_sign_in(
@@ -145,24 +179,13 @@ async fn relying_party_sign_in(
     key: &mut SoftPasskey,
 ) -> (Vec<String>, String) {
     let rp = discover(server, spec).await;
-    let (pkce, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, _, nonce) = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(pkce)
-        .url();
+    let (url, verifier, nonce) = rp_request(&rp, &[]);
     let mut browser = Browser::new(&server.base);
-    let page = browser.follow(url.as_str()).await;
+    let page = browser.follow(&url).await;
     let (tx, csrf, options) = challenge(&mut browser, &page).await;
     let credential = key.assert(&options, &Ceremony::honest(&server.base));
     let done = answer(&mut browser, &tx, &csrf, &credential).await;
-    let next = done.location.expect("on to the authorization");
-    assert!(next.starts_with("/authorize/continue"), "{next}");
-    let callback = browser.follow(&next).await.location.expect("callback");
-    let (_, claims) = redeem(&rp, &callback, verifier, &nonce).await;
+    let claims = at_client(&mut browser, &rp, done, verifier, &nonce).await;
     let acr = claims.auth_context_ref().expect("acr").to_string();
     (amr(&claims), acr)
 }
@@ -485,18 +508,10 @@ async fn after_the_password_a_passkey_is_the_second_step_for_a_client_that_deman
     registered(&server, &mut key).await;
 
     let rp = discover(&server, &spec).await;
-    let (pkce, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, _, nonce) = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(pkce)
-        .url();
+    let (url, verifier, nonce) = rp_request(&rp, &[]);
     let mut browser = Browser::new(&server.base);
     let page = browser
-        .authorize_with_password(url.as_str(), EMAIL, zapini_id_tests::PASSWORD)
+        .authorize_with_password(&url, EMAIL, zapini_id_tests::PASSWORD)
         .await;
     assert!(
         page.body.contains("Confirm with your passkey"),
@@ -518,9 +533,7 @@ async fn after_the_password_a_passkey_is_the_second_step_for_a_client_that_deman
 
     let credential = key.assert(&options, &Ceremony::honest(&server.base));
     let done = answer(&mut browser, &tx, &csrf, &credential).await;
-    let next = done.location.expect("on to the authorization");
-    let callback = browser.follow(&next).await.location.expect("callback");
-    let (_, claims) = redeem(&rp, &callback, verifier, &nonce).await;
+    let claims = at_client(&mut browser, &rp, done, verifier, &nonce).await;
     assert_eq!(amr(&claims), ["pwd", "swk", "user", "mfa"]);
     assert_eq!(
         claims.auth_context_ref().map(|a| a.to_string()).as_deref(),
@@ -537,17 +550,8 @@ async fn a_password_session_asked_for_phr_steps_up_with_the_passkey_alone() {
     let (mut browser, _) = signed_in(&server).await;
 
     let rp = discover(&server, &spec).await;
-    let (pkce, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, _, nonce) = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(pkce)
-        .add_extra_param("acr_values", "phr")
-        .url();
-    let page = browser.follow(url.as_str()).await;
+    let (url, verifier, nonce) = rp_request(&rp, &[("acr_values", "phr")]);
+    let page = browser.follow(&url).await;
     assert!(
         page.body.contains("Confirm with your passkey"),
         "only the missing factor is asked: {}",
@@ -557,9 +561,7 @@ async fn a_password_session_asked_for_phr_steps_up_with_the_passkey_alone() {
     let (tx, csrf, options) = challenge(&mut browser, &page).await;
     let credential = key.assert(&options, &Ceremony::honest(&server.base));
     let done = answer(&mut browser, &tx, &csrf, &credential).await;
-    let next = done.location.expect("on to the authorization");
-    let callback = browser.follow(&next).await.location.expect("callback");
-    let (_, claims) = redeem(&rp, &callback, verifier, &nonce).await;
+    let claims = at_client(&mut browser, &rp, done, verifier, &nonce).await;
     assert_eq!(amr(&claims), ["pwd", "hwk", "user", "mfa"]);
     assert_eq!(
         claims.auth_context_ref().map(|a| a.to_string()).as_deref(),

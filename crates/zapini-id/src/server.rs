@@ -269,6 +269,7 @@ fn app(oidc: OidcState, login: LoginState, store: Store, templates: Arc<Template
         ));
 
     let metrics = Metrics::default();
+    let pages = templates.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(store.clone()))
@@ -285,6 +286,7 @@ fn app(oidc: OidcState, login: LoginState, store: Store, templates: Arc<Template
         .fallback(move |headers: axum::http::HeaderMap| not_found(templates.clone(), headers))
         .layer(security)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(pages, browser_errors))
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::map_request(drop_client_request_id))
@@ -315,6 +317,47 @@ async fn readyz(State(store): State<Store>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// A browser that sends a body over the limit or uses the wrong method
+/// gets the product's page in its language, not the framework's plain text;
+/// other clients keep the bare status.
+async fn browser_errors(
+    State(templates): State<Arc<Templates>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use zapini_core::flow::ErrorPages;
+    let headers = request.headers().clone();
+    let response = next.run(request).await;
+    let key = match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => "error.too_large",
+        StatusCode::METHOD_NOT_ALLOWED => "error.request_invalid",
+        _ => return response,
+    };
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html") || v.starts_with("application/json"));
+    if !wants_html || is_page {
+        return response;
+    }
+    let id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let wish = zapini_oidc::error::language_wish(&headers);
+    let html = templates.error_page(&wish, key, id);
+    let mut page = (response.status(), Html(html)).into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        page.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    page
 }
 
 async fn not_found(templates: Arc<Templates>, headers: axum::http::HeaderMap) -> Response {
