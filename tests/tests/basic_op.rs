@@ -520,3 +520,67 @@ async fn oidcc_ui_locales() {
     assert!(es.contains("<html lang=\"es\">"));
     assert!(es.contains("Contraseña"));
 }
+
+/// OpenID conformance `oidcc-ensure-request-with-acr-values-succeeds`:
+/// `acr_values` the server does not know are a preference, not an error
+/// (OIDC Core 3.1.2.1: "Voluntary Claim"); the flow completes and the ID
+/// token says the level actually reached.
+#[tokio::test]
+async fn oidcc_ensure_request_with_acr_values_succeeds() {
+    let spec = ClientSpec::confidential("app");
+    let (server, _) = server_with(std::slice::from_ref(&spec));
+    let rp = discover(&server, &spec).await;
+    let done = code_flow(
+        &server,
+        &rp,
+        &mut Browser::new(&server.base),
+        EMAIL,
+        Request {
+            extra: &[("acr_values", "1 2")],
+            ..Request::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        done.claims
+            .auth_context_ref()
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("pwd")
+    );
+}
+
+/// OpenID conformance `oidcc-claims-locales`: `claims_locales` is accepted
+/// (OIDC Core 5.2) and the flow completes; UserInfo returns the claims in
+/// the one language they are stored in.
+#[tokio::test]
+async fn oidcc_claims_locales() {
+    let spec = ClientSpec::confidential("app");
+    let (server, _) = server_with(std::slice::from_ref(&spec));
+    let rp = discover(&server, &spec).await;
+    let done = code_flow(
+        &server,
+        &rp,
+        &mut Browser::new(&server.base),
+        EMAIL,
+        Request {
+            scopes: &["profile"],
+            extra: &[("claims_locales", "se")],
+            ..Request::default()
+        },
+    )
+    .await;
+    let userinfo: Value = http()
+        .get(server.url("/userinfo"))
+        .bearer_auth(done.token.access_token().secret())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        userinfo["name"].is_string(),
+        "the profile claims are there: {userinfo}"
+    );
+}
