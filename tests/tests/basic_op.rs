@@ -5,7 +5,7 @@
 use openidconnect::core::CoreUserInfoClaims;
 use openidconnect::{OAuth2TokenResponse, TokenResponse};
 use serde_json::Value;
-use zapini_id_tests::rp::{Request, code_flow, discover};
+use zapini_id_tests::rp::{Completed, Request, code_flow, discover};
 use zapini_id_tests::{Browser, ClientSpec, Server, http, query_param, redeem_code};
 
 const EMAIL: &str = "ana@example.com";
@@ -521,26 +521,29 @@ async fn oidcc_ui_locales() {
     assert!(es.contains("Contraseña"));
 }
 
+/// A password sign-in through the relying party with extra request
+/// parameters.
+async fn flow_with(scopes: &[&str], extra: &[(&str, &str)]) -> (Server, Completed) {
+    let spec = ClientSpec::confidential("app");
+    let (server, _) = server_with(std::slice::from_ref(&spec));
+    let rp = discover(&server, &spec).await;
+    let mut browser = Browser::new(&server.base);
+    let request = Request {
+        scopes,
+        extra,
+        ..Request::default()
+    };
+    let done = code_flow(&server, &rp, &mut browser, EMAIL, request).await;
+    (server, done)
+}
+
 /// OpenID conformance `oidcc-ensure-request-with-acr-values-succeeds`:
 /// `acr_values` the server does not know are a preference, not an error
 /// (OIDC Core 3.1.2.1: "Voluntary Claim"); the flow completes and the ID
 /// token says the level actually reached.
 #[tokio::test]
 async fn oidcc_ensure_request_with_acr_values_succeeds() {
-    let spec = ClientSpec::confidential("app");
-    let (server, _) = server_with(std::slice::from_ref(&spec));
-    let rp = discover(&server, &spec).await;
-    let done = code_flow(
-        &server,
-        &rp,
-        &mut Browser::new(&server.base),
-        EMAIL,
-        Request {
-            extra: &[("acr_values", "1 2")],
-            ..Request::default()
-        },
-    )
-    .await;
+    let (_server, done) = flow_with(&["profile", "email"], &[("acr_values", "1 2")]).await;
     assert_eq!(
         done.claims
             .auth_context_ref()
@@ -555,21 +558,7 @@ async fn oidcc_ensure_request_with_acr_values_succeeds() {
 /// the one language they are stored in.
 #[tokio::test]
 async fn oidcc_claims_locales() {
-    let spec = ClientSpec::confidential("app");
-    let (server, _) = server_with(std::slice::from_ref(&spec));
-    let rp = discover(&server, &spec).await;
-    let done = code_flow(
-        &server,
-        &rp,
-        &mut Browser::new(&server.base),
-        EMAIL,
-        Request {
-            scopes: &["profile"],
-            extra: &[("claims_locales", "se")],
-            ..Request::default()
-        },
-    )
-    .await;
+    let (server, done) = flow_with(&["profile"], &[("claims_locales", "se")]).await;
     let userinfo: Value = http()
         .get(server.url("/userinfo"))
         .bearer_auth(done.token.access_token().secret())

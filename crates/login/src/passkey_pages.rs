@@ -36,6 +36,14 @@ fn json_answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
+/// The JSON answer when the store or the random source failed.
+fn json_unavailable() -> Response {
+    json_answer(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({ "error": "unavailable" }),
+    )
+}
+
 /// `POST /login/passkey/options` (form: `tx`, `csrf`): a challenge for the
 /// transaction's current step, as `navigator.credentials.get()` options.
 pub async fn signin_options(
@@ -79,10 +87,7 @@ pub async fn signin_options(
         Ok(found) => found,
         Err(err) => {
             tracing::error!(error = %err, "could not start a passkey assertion");
-            return json_answer(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({ "error": "unavailable" }),
-            );
+            return json_unavailable();
         }
     };
     let stored = state
@@ -97,10 +102,7 @@ pub async fn signin_options(
         .await;
     if let Err(err) = stored {
         tracing::error!(error = %err, "could not store a passkey challenge");
-        return json_answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "error": "unavailable" }),
-        );
+        return json_unavailable();
     }
     json_answer(StatusCode::OK, request_options(&rcr))
 }
@@ -252,10 +254,7 @@ pub async fn register_options(
         Some(exclusions(&existing)),
     );
     let (Ok((ccr, reg_state)), Ok(ceremony)) = (started, random_token(32)) else {
-        return json_answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "error": "unavailable" }),
-        );
+        return json_unavailable();
     };
     let pending = Registration {
         session: signed.key(),
@@ -275,10 +274,7 @@ pub async fn register_options(
         .await;
     if let Err(err) = stored {
         tracing::error!(error = %err, "could not store a passkey registration");
-        return json_answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "error": "unavailable" }),
-        );
+        return json_unavailable();
     }
     json_answer(
         StatusCode::OK,
