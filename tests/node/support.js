@@ -83,7 +83,7 @@ function runCli(args, { env, input }) {
  *
  * clients: [{ client_id, redirect_uris, token_endpoint_auth_method, scopes,
  *             id_token_signed_response_alg, secret?, name?, grant_types?,
- *             jwks?, privateKey?, require_2fa? }]
+ *             jwks?, privateKey?, require_2fa?, post_logout_redirect_uris? }]
  *   `grant_types` and `jwks` (a JWK Set object, for private_key_jwt) go to
  *   the client file as they are; `privateKey` ({ key: CryptoKey, kid }) is
  *   what rpConfig signs private_key_jwt assertions with.
@@ -145,6 +145,9 @@ export async function startServer({ clients = [], users = [], productDefault2fa 
     }
     if (c.grant_types) lines.push(`grant_types = ${tomlArray(c.grant_types)}`)
     if (c.jwks) lines.push(`jwks = ${tomlString(JSON.stringify(c.jwks))}`)
+    if (c.post_logout_redirect_uris) {
+      lines.push(`post_logout_redirect_uris = ${tomlArray(c.post_logout_redirect_uris)}`)
+    }
     let secret
     if (method.startsWith('client_secret')) {
       secret = c.secret ?? randomSecret()
@@ -281,7 +284,7 @@ export async function browserFetch(jar, url, init = {}) {
   return response
 }
 
-function locationOf(response, base) {
+export function locationOf(response, base) {
   const loc = response.headers.get('location')
   if (!loc) throw new Error(`no Location header on ${response.status} from ${base}`)
   return new URL(loc, base)
@@ -307,7 +310,8 @@ export function parseLoginForm(html) {
 function decodeHtml(s) {
   return s
     .replace(/&quot;/g, '"')
-    .replace(/&#39;|&#x27;/g, "'")
+    .replace(/&#x([0-9a-f]+);/gi, (_, hex) => String.fromCodePoint(parseInt(hex, 16)))
+    .replace(/&#([0-9]+);/g, (_, dec) => String.fromCodePoint(Number(dec)))
     .replace(/&lt;/g, '<')
     .replace(/&gt;/g, '>')
     .replace(/&amp;/g, '&')
@@ -463,10 +467,10 @@ export async function codeFlow(server, clientId, user, { scope = 'openid profile
     state,
     nonce,
   })
-  const { callbackUrl } = await signIn(authorizationUrl, { username: user.email, password: user.password })
+  const { callbackUrl, jar } = await signIn(authorizationUrl, { username: user.email, password: user.password })
   const checks = { pkceCodeVerifier: codeVerifier, expectedState: state, expectedNonce: nonce }
   const tokens = await oidc.authorizationCodeGrant(config, callbackUrl, checks)
-  return { config, tokens, claims: tokens.claims(), callbackUrl, checks, authorizationUrl, state, nonce }
+  return { config, tokens, claims: tokens.claims(), callbackUrl, checks, authorizationUrl, state, nonce, jar }
 }
 
 /**

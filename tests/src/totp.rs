@@ -35,15 +35,18 @@ impl ServerClock {
     /// Moves the server's clock ten minutes ahead (SIGUSR1, honoured by
     /// debug builds started with a test clock).
     pub fn advance_ten_minutes(&mut self, server: &crate::Server) {
+        let moves = || server.log().matches("test clock moved").count();
+        let before = moves();
         let status = Command::new("kill")
             .args(["-USR1", &server.pid().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
         self.advanced += 600;
-        // Let the server handle the signal before the next request.
+        // Let the server handle this signal before the next request.
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
-        while !server.log().contains("test clock moved") && Instant::now() < deadline {
+        while moves() == before {
+            assert!(Instant::now() < deadline, "the server's clock did not move");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }

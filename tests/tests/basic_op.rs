@@ -272,8 +272,9 @@ async fn oidcc_ensure_post_request_succeeds() {
     assert!(query_param(&callback, "code").is_some());
 }
 
-#[tokio::test]
-async fn oidcc_codereuse() {
+/// Redeems a code, waits `pause`, then presents it again: refused, and the
+/// access token issued from it no longer works (RFC 6749 4.1.2).
+async fn code_reuse_after(pause: std::time::Duration) {
     let spec = ClientSpec::confidential("app");
     let (server, _) = server_with(std::slice::from_ref(&spec));
     let rp = discover(&server, &spec).await;
@@ -302,6 +303,12 @@ async fn oidcc_codereuse() {
         }
     };
     assert_eq!(userinfo(access.clone()).await, 200);
+    tokio::time::sleep(pause).await;
+    assert_eq!(
+        userinfo(access.clone()).await,
+        200,
+        "still valid before the reuse"
+    );
 
     // The code flow used PKCE, so replay it with a fresh request body
     // exactly as the library would, minus the verifier it no longer has.
@@ -322,6 +329,18 @@ async fn oidcc_codereuse() {
 
     // RFC 6749 4.1.2: the tokens issued from the reused code are revoked.
     assert_eq!(userinfo(access).await, 401);
+}
+
+#[tokio::test]
+async fn oidcc_codereuse() {
+    code_reuse_after(std::time::Duration::ZERO).await;
+}
+
+/// The conformance module waits 30 seconds, past the moment the code was
+/// consumed and deleted; the replay must still be recognised.
+#[tokio::test]
+async fn oidcc_codereuse_30seconds() {
+    code_reuse_after(std::time::Duration::from_secs(30)).await;
 }
 
 #[tokio::test]

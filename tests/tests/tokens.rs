@@ -3,6 +3,7 @@
 //! own request builders where it has them, and raw requests for the cases a
 //! library would never send.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use josekit::jwk::Jwk;
@@ -899,4 +900,186 @@ async fn discovery_lists_the_new_endpoints_grants_and_methods() {
             .unwrap();
         assert_eq!(duplicated.status().as_u16(), 400, "{path}");
     }
+}
+
+/// A client's `jwks_uri`, played by a small server on 127.0.0.1 that
+/// counts its fetches.
+struct KeyHost {
+    uri: String,
+    set: Arc<std::sync::Mutex<(u16, String)>>,
+    fetches: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl KeyHost {
+    async fn start() -> Self {
+        use axum::http::{StatusCode, header};
+        let set = Arc::new(std::sync::Mutex::new((200, String::new())));
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (s, f) = (set.clone(), fetches.clone());
+        let serve = move || {
+            let (s, f) = (s.clone(), f.clone());
+            async move {
+                f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (status, body) = s.lock().unwrap().clone();
+                let location = (status == 302).then_some("http://127.0.0.1:9/other");
+                let mut response = axum::response::Response::builder()
+                    .status(StatusCode::from_u16(status).unwrap())
+                    .header(header::CONTENT_TYPE, "application/jwk-set+json")
+                    .header(header::CACHE_CONTROL, "max-age=900");
+                if let Some(to) = location {
+                    response = response.header(header::LOCATION, to);
+                }
+                response.body(axum::body::Body::from(body)).unwrap()
+            }
+        };
+        let app = axum::Router::new().route("/jwks", axum::routing::get(serve));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            uri: format!("http://127.0.0.1:{port}/jwks"),
+            set,
+            fetches,
+        }
+    }
+
+    fn publish(&self, keys: &[&ClientKey]) {
+        let keys: Vec<String> = keys.iter().map(|k| k.public.to_string()).collect();
+        *self.set.lock().unwrap() = (200, format!("{{\"keys\":[{}]}}", keys.join(",")));
+    }
+
+    fn answer(&self, status: u16, body: impl Into<String>) {
+        *self.set.lock().unwrap() = (status, body.into());
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn spec(&self, id: &str) -> ClientSpec {
+        ClientSpec::confidential(id)
+            .with_auth("private_key_jwt")
+            .with_extra(format!("{MACHINE}jwks_uri = \"{}\"\n", self.uri))
+    }
+}
+
+/// Claims that are valid on the server's (test) clock.
+fn timed(clock: &ServerClock) -> Value {
+    json!({ "iat": clock.now(), "exp": clock.now() + 60 })
+}
+
+#[tokio::test]
+async fn private_key_jwt_keys_come_from_the_clients_jwks_uri_and_follow_its_rotation() {
+    let host = KeyHost::start().await;
+    let (old, new) = (ClientKey::new("old"), ClientKey::new("new"));
+    host.publish(&[&old]);
+    let mut clock = ServerClock::new();
+    let server = Server::start_with_clock(&[host.spec("fetcher")], "", clock.start());
+    server.add_user(EMAIL, "Ana Lima");
+    let cc = [("grant_type", "client_credentials")];
+
+    // The set is fetched once and kept for its max-age (900 s).
+    for _ in 0..3 {
+        let assertion = old.assertion(&server, "fetcher", timed(&clock));
+        let (status, body) = with_assertion(&server, "/token", &assertion, &cc).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(host.fetches(), 1);
+
+    // The client rotates: an assertion under the new kid makes the server
+    // fetch again before the max-age is up (OIDC Core 10.1.1), and is
+    // accepted.
+    host.publish(&[&old, &new]);
+    clock.advance_ten_minutes(&server);
+    let assertion = new.assertion(&server, "fetcher", timed(&clock));
+    let (status, body) = with_assertion(&server, "/token", &assertion, &cc).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(host.fetches(), 2);
+
+    // A kid that is not published is refused, and asking again at once
+    // does not make the server fetch again.
+    for _ in 0..3 {
+        let stranger = ClientKey::new("stranger").assertion(&server, "fetcher", timed(&clock));
+        let (status, body) = with_assertion(&server, "/token", &stranger, &cc).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client"))
+        );
+    }
+    assert_eq!(host.fetches(), 2);
+
+    // Past its max-age the set is fetched again: the old key is gone.
+    host.publish(&[&new]);
+    clock.advance_ten_minutes(&server);
+    clock.advance_ten_minutes(&server);
+    let assertion = old.assertion(&server, "fetcher", timed(&clock));
+    let (status, _) = with_assertion(&server, "/token", &assertion, &cc).await;
+    assert_eq!(status, 401);
+    assert_eq!(host.fetches(), 3);
+    let assertion = new.assertion(&server, "fetcher", timed(&clock));
+    assert_eq!(
+        with_assertion(&server, "/token", &assertion, &cc).await.0,
+        200
+    );
+    assert_eq!(host.fetches(), 3);
+
+    // When the URL fails, the set fetched minutes ago keeps working.
+    host.answer(500, "down");
+    clock.advance_ten_minutes(&server);
+    clock.advance_ten_minutes(&server);
+    let assertion = new.assertion(&server, "fetcher", timed(&clock));
+    let (status, body) = with_assertion(&server, "/token", &assertion, &cc).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(host.fetches(), 4);
+}
+
+#[tokio::test]
+async fn a_jwks_uri_that_fails_or_misbehaves_gives_invalid_client() {
+    let key = ClientKey::new("k1");
+    let host = KeyHost::start().await;
+    let mut clock = ServerClock::new();
+    let server = Server::start_with_clock(&[host.spec("fetcher")], "", clock.start());
+    let cc = [("grant_type", "client_credentials")];
+    let private = {
+        let mut jwk = key.private.clone();
+        jwk.set_key_id("k1");
+        format!("{{\"keys\":[{jwk}]}}")
+    };
+    let too_long = format!(
+        "{{\"keys\":[{}],\"pad\":\"{}\"}}",
+        key.public,
+        "x".repeat(70_000)
+    );
+    let answers = [
+        (500, "{}".to_owned()),
+        (302, String::new()),
+        (200, "not json".to_owned()),
+        (200, "{\"keys\":[]}".to_owned()),
+        (200, private),
+        (200, too_long),
+    ];
+    for (status, body) in answers {
+        host.answer(status, body.clone());
+        // Past the wait between fetches, so each answer is really fetched.
+        clock.advance_ten_minutes(&server);
+        let before = host.fetches();
+        let assertion = key.assertion(&server, "fetcher", timed(&clock));
+        let (code, reply) = with_assertion(&server, "/token", &assertion, &cc).await;
+        assert_eq!(
+            (code, reply["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{status} {}",
+            &body[..body.len().min(40)]
+        );
+        assert_eq!(host.fetches(), before + 1, "{status}");
+    }
+    // The redirect was not followed, the server still runs, and a good
+    // answer is taken.
+    host.publish(&[&key]);
+    clock.advance_ten_minutes(&server);
+    let assertion = key.assertion(&server, "fetcher", timed(&clock));
+    assert_eq!(
+        with_assertion(&server, "/token", &assertion, &cc).await.0,
+        200
+    );
 }

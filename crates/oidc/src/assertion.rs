@@ -1,6 +1,7 @@
 //! `private_key_jwt` client authentication (OIDC Core 9, RFC 7523 2.2 and 3):
 //! the client signs a short-lived JWT with a key whose public half is in its
-//! client file; each assertion is accepted once.
+//! client file or published at its `jwks_uri`; each assertion is accepted
+//! once.
 //!
 //! Only RS256, ES256 and EdDSA are accepted. `none` and HMAC algorithms are
 //! refused: an HMAC would need a shared secret, which is what this method is
@@ -119,7 +120,7 @@ pub async fn verify(
     if assertion.len() > MAX_ASSERTION_LEN {
         return Err(refuse("too long"));
     }
-    let claims = verify_signature(client, assertion)?;
+    let claims = verify_signature(state, client, assertion, now).await?;
     check_claims(state, client, &claims, endpoint, now)?;
 
     // Item 7: the jti is single use, remembered until the assertion expires.
@@ -142,8 +143,14 @@ pub async fn verify(
 }
 
 /// Item 5: the signature, by one of the client's keys, with an algorithm
-/// this server accepts for that key.
-fn verify_signature(client: &Client, assertion: &str) -> Result<Map<String, Value>, OAuthError> {
+/// this server accepts for that key. The keys are the inline `jwks`, or the
+/// set published at the client's `jwks_uri`.
+async fn verify_signature(
+    state: &OidcState,
+    client: &Client,
+    assertion: &str,
+    now: i64,
+) -> Result<Map<String, Value>, OAuthError> {
     let header = assertion
         .split('.')
         .next()
@@ -154,8 +161,26 @@ fn verify_signature(client: &Client, assertion: &str) -> Result<Map<String, Valu
         return Err(refuse("algorithm not accepted"));
     }
     let kid = header.get("kid").and_then(Value::as_str);
-    let mut candidates = client
-        .keys
+    let fetched;
+    let keys: &[ClientKey] = match &client.jwks_uri {
+        None => &client.keys,
+        Some(uri) => {
+            fetched = state
+                .remote_keys
+                .keys(uri, kid, now)
+                .await
+                .map_err(|reason| {
+                    tracing::warn!(
+                        client_id = client.client_id,
+                        reason,
+                        "client keys unavailable"
+                    );
+                    refuse("the client's jwks_uri gave no keys")
+                })?;
+            &fetched
+        }
+    };
+    let mut candidates = keys
         .iter()
         .filter(|k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid));
     let key = match (kid, candidates.next(), candidates.next()) {

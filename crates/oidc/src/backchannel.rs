@@ -3,8 +3,6 @@
 //! receives a logout token, posted from a background task that retries
 //! with growing waits and never holds up the user's page.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -22,8 +20,6 @@ const SESSION_CLIENTS: &str = "session_clients";
 
 /// How many times a delivery is tried; the waits between are 1, 2, 4, 8 s.
 const ATTEMPTS: u32 = 5;
-
-const NETWORK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Notifies the clients of sessions signed out on the login pages.
 pub struct Notifier {
@@ -89,7 +85,7 @@ pub async fn notify(state: &OidcState, sid: &str, user_id: &str, now: i64) {
         match logout_token(state, client, sid, user_id, now) {
             Ok(token) => {
                 let client_id = client.client_id.clone();
-                tokio::spawn(deliver(client_id, uri, token));
+                tokio::spawn(deliver(state.http.clone(), client_id, uri, token));
             }
             Err(err) => tracing::error!(error = %err, "logout token could not be signed"),
         }
@@ -127,17 +123,15 @@ fn logout_token(
 
 /// Posts the token, retrying network failures and 5xx answers. A 4xx
 /// answer means the client refused the token (section 2.8): not retried.
-async fn deliver(client_id: String, uri: String, token: String) {
+async fn deliver(http: reqwest::Client, client_id: String, uri: String, token: String) {
     let mut wait = 1;
     for attempt in 1..=ATTEMPTS {
-        let (u, t) = (uri.clone(), token.clone());
-        let outcome = tokio::task::spawn_blocking(move || post_token(&u, &t)).await;
-        match outcome {
-            Ok(Ok(status)) if (200..300).contains(&status) => {
+        match post_token(&http, &uri, &token).await {
+            Ok(status) if (200..300).contains(&status) => {
                 tracing::info!(client_id, "back-channel logout delivered");
                 return;
             }
-            Ok(Ok(status)) if (400..500).contains(&status) => {
+            Ok(status) if (400..500).contains(&status) => {
                 tracing::warn!(
                     client_id,
                     status,
@@ -145,11 +139,8 @@ async fn deliver(client_id: String, uri: String, token: String) {
                 );
                 return;
             }
-            Ok(Ok(status)) => {
+            Ok(status) => {
                 tracing::warn!(client_id, status, attempt, "back-channel logout failed")
-            }
-            Ok(Err(err)) => {
-                tracing::warn!(client_id, error = %err, attempt, "back-channel logout failed")
             }
             Err(err) => {
                 tracing::warn!(client_id, error = %err, attempt, "back-channel logout failed")
@@ -163,71 +154,22 @@ async fn deliver(client_id: String, uri: String, token: String) {
     tracing::error!(client_id, "back-channel logout given up");
 }
 
-/// One form POST of `logout_token` (section 2.5), over TLS for `https`
-/// (OpenSSL, verifying the certificate and host name), returning the
-/// status code. Blocking: run it off the async threads.
-fn post_token(uri: &str, token: &str) -> Result<u16, String> {
-    let url = url::Url::parse(uri).map_err(|e| e.to_string())?;
-    let host = url.host_str().ok_or("no host")?.to_owned();
-    let addr = *url
-        .socket_addrs(|| None)
-        .map_err(|e| e.to_string())?
-        .first()
-        .ok_or("host not found")?;
-    let tcp = TcpStream::connect_timeout(&addr, NETWORK_TIMEOUT).map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(NETWORK_TIMEOUT))
-        .and_then(|_| tcp.set_write_timeout(Some(NETWORK_TIMEOUT)))
-        .map_err(|e| e.to_string())?;
-
+/// One form POST of `logout_token` (section 2.5), returning the status
+/// code; the client's answer body is not read. Redirects are not followed:
+/// the token goes only to the registered URI.
+async fn post_token(http: &reqwest::Client, uri: &str, token: &str) -> Result<u16, String> {
     let body: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("logout_token", token)
         .finish();
-    let authority = match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.clone(),
-    };
-    let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    match url.scheme() {
-        "https" => {
-            let connector = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
-                .map_err(|e| e.to_string())?
-                .build();
-            let name = host.trim_start_matches('[').trim_end_matches(']');
-            let mut tls = connector.connect(name, tcp).map_err(|e| e.to_string())?;
-            exchange(&mut tls, &request)
-        }
-        "http" => exchange(&mut { tcp }, &request),
-        other => Err(format!("scheme {other} is not supported")),
-    }
-}
-
-/// Writes the request and reads the status code of the answer's first line.
-fn exchange<S: Read + Write>(stream: &mut S, request: &str) -> Result<u16, String> {
-    stream
-        .write_all(request.as_bytes())
+    let response = http
+        .post(uri)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .await
         .map_err(|e| e.to_string())?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while head.len() < 256 && !head.ends_with(b"\r\n") {
-        match stream.read(&mut byte) {
-            Ok(0) => break,
-            Ok(_) => head.push(byte[0]),
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    let line = String::from_utf8_lossy(&head);
-    let mut parts = line.split_whitespace();
-    match (
-        parts.next(),
-        parts.next().and_then(|s| s.parse::<u16>().ok()),
-    ) {
-        (Some(v), Some(status)) if v.starts_with("HTTP/1.") => Ok(status),
-        _ => Err("not an HTTP answer".into()),
-    }
+    Ok(response.status().as_u16())
 }

@@ -90,8 +90,7 @@ struct ClientFile {
     /// The client's public keys for `private_key_jwt`: a JWK Set as a TOML
     /// table or as a JSON string.
     jwks: Option<Value>,
-    /// Fetching keys from a URL is not supported yet; named so that the
-    /// error says so instead of "unknown field".
+    /// Where the client publishes its JWK Set instead (RFC 7591 2).
     jwks_uri: Option<String>,
     #[serde(default = "default_scopes")]
     scopes: Vec<String>,
@@ -146,8 +145,11 @@ pub struct Client {
     pub auth_method: AuthMethod,
     /// SHA-256 of the secret; `None` for public clients.
     secret_hash: Option<[u8; 32]>,
-    /// Public keys for `private_key_jwt`; empty for other methods.
+    /// Public keys for `private_key_jwt` given inline; empty for other
+    /// methods and when the client publishes them at `jwks_uri`.
     pub keys: Vec<ClientKey>,
+    /// Where the keys of a `private_key_jwt` client are fetched from.
+    pub jwks_uri: Option<String>,
     pub grant_types: Vec<GrantType>,
     pub scopes: Vec<String>,
     pub id_token_alg: String,
@@ -472,6 +474,7 @@ fn load_file(
         auth_method: raw.token_endpoint_auth_method,
         secret_hash,
         keys,
+        jwks_uri: raw.jwks_uri,
         grant_types,
         scopes: raw.scopes,
         id_token_alg: raw.id_token_signed_response_alg,
@@ -527,28 +530,54 @@ fn check_grant_types(raw: &ClientFile, report: &mut dyn FnMut(&str, String)) -> 
     grants
 }
 
-/// The keys of a `private_key_jwt` client, from `jwks` inline.
+/// The keys of a `private_key_jwt` client: inline in `jwks`, or published at
+/// `jwks_uri` (RFC 7591 2: one or the other, never both).
 fn client_keys(raw: &ClientFile) -> Result<Vec<ClientKey>, (&'static str, String)> {
-    if raw.jwks_uri.is_some() {
-        return Err((
-            "jwks_uri",
-            "not supported yet: give the public keys inline in jwks".into(),
-        ));
-    }
     let uses_keys = raw.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt;
-    match (&raw.jwks, uses_keys) {
-        (None, false) => Ok(Vec::new()),
-        (None, true) => Err((
-            "jwks",
-            "private_key_jwt needs the client's public keys".into(),
+    match (&raw.jwks, &raw.jwks_uri, uses_keys) {
+        (Some(_), Some(_), _) => Err((
+            "jwks_uri",
+            "give the keys either inline in jwks or at jwks_uri, not both".into(),
         )),
-        (Some(_), false) => Err(("jwks", "used only with private_key_jwt".into())),
-        (Some(Value::String(json)), true) => {
+        (None, None, false) => Ok(Vec::new()),
+        (None, None, true) => Err((
+            "jwks",
+            "private_key_jwt needs the client's public keys in jwks or at jwks_uri".into(),
+        )),
+        (Some(_), None, false) => Err(("jwks", "used only with private_key_jwt".into())),
+        (None, Some(_), false) => Err(("jwks_uri", "used only with private_key_jwt".into())),
+        (None, Some(uri), true) => check_jwks_uri(uri)
+            .map(|()| Vec::new())
+            .map_err(|e| ("jwks_uri", format!("{uri:?}: {e}"))),
+        (Some(Value::String(json)), None, true) => {
             let value: Value =
                 serde_json::from_str(json).map_err(|e| ("jwks", format!("not JSON: {e}")))?;
             parse_jwks(&value).map_err(|e| ("jwks", e))
         }
-        (Some(value), true) => parse_jwks(value).map_err(|e| ("jwks", e)),
+        (Some(value), None, true) => parse_jwks(value).map_err(|e| ("jwks", e)),
+    }
+}
+
+/// A `jwks_uri` is fetched by the server, so it must be `https`; plain
+/// `http` only to a loopback address, for a client on the same machine.
+fn check_jwks_uri(uri: &str) -> Result<(), String> {
+    let url = url::Url::parse(uri).map_err(|e| format!("not an absolute URL: {e}"))?;
+    if url.fragment().is_some() {
+        return Err("must not have a fragment".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err("must be an https URL (plain http only on a loopback address)".into()),
     }
 }
 

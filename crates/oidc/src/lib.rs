@@ -20,6 +20,7 @@ pub mod introspection;
 pub mod jwks;
 pub mod keys;
 mod refresh;
+pub mod remote_jwks;
 pub mod revocation;
 pub mod token;
 mod tokens;
@@ -80,6 +81,10 @@ pub struct OidcState {
     pub require_2fa: bool,
     /// Languages of the hosted pages, for `ui_locales_supported`.
     pub ui_locales: Vec<String>,
+    /// The outgoing HTTP client: logout tokens, client key sets.
+    pub http: reqwest::Client,
+    /// Key sets of clients that publish them at a `jwks_uri`.
+    pub remote_keys: Arc<remote_jwks::RemoteKeySets>,
 }
 
 impl OidcState {

@@ -160,6 +160,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         .unwrap_or(2);
     let hasher = PasswordHasher::new(config.password_policy(), cores)?;
     let secure_cookies = config.issuer.starts_with("https://");
+    let http = zapini_oidc::remote_jwks::http_client()?;
 
     let oidc = OidcState {
         issuer: config.issuer.clone(),
@@ -178,6 +179,8 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         secure_cookies,
         require_2fa: config.login.require_2fa,
         ui_locales: templates.catalog().languages().map(str::to_owned).collect(),
+        remote_keys: Arc::new(zapini_oidc::remote_jwks::RemoteKeySets::new(http.clone())),
+        http,
     };
     let login = LoginState {
         store: store.clone(),

@@ -105,6 +105,7 @@ fn client_with(uris: &[&str]) -> Client {
         auth_method: AuthMethod::None,
         secret_hash: None,
         keys: Vec::new(),
+        jwks_uri: None,
         grant_types: vec![GrantType::AuthorizationCode],
         scopes: default_scopes(),
         id_token_alg: "RS256".into(),
@@ -198,6 +199,38 @@ fn a_private_key_jwt_client_takes_its_keys_inline_as_a_table_or_json() {
 }
 
 #[test]
+fn a_jwks_uri_over_https_or_loopback_http_is_accepted() {
+    let dir = tempdir("pkjwt-uri");
+    let head = "redirect_uris = [\"https://x.example/cb\"]\n";
+    for (i, uri) in [
+        "https://keys.example/jwks.json",
+        "http://127.0.0.1:8080/jwks",
+        "http://localhost/jwks",
+        "http://[::1]:9/jwks",
+    ]
+    .iter()
+    .enumerate()
+    {
+        write(
+            &dir,
+            &format!("c{i}.toml"),
+            &format!(
+                "client_id = \"c{i}\"\n{head}token_endpoint_auth_method = \"private_key_jwt\"\n\
+                 jwks_uri = \"{uri}\"\n"
+            ),
+        );
+    }
+    let registry = ClientRegistry::load_dir(&dir, &no_env).unwrap();
+    let client = registry.get("c0").unwrap();
+    assert_eq!(
+        client.jwks_uri.as_deref(),
+        Some("https://keys.example/jwks.json")
+    );
+    assert!(client.keys.is_empty());
+    assert_eq!(registry.len(), 4);
+}
+
+#[test]
 fn keys_secrets_and_jwks_uri_are_checked_for_private_key_jwt() {
     let dir = tempdir("pkjwt-bad");
     let head = "redirect_uris = [\"https://x.example/cb\"]\n";
@@ -206,12 +239,28 @@ fn keys_secrets_and_jwks_uri_are_checked_for_private_key_jwt() {
         "nokeys.toml",
         &format!("client_id = \"a\"\n{head}token_endpoint_auth_method = \"private_key_jwt\"\n"),
     );
+    // An http jwks_uri off loopback, one with a fragment, and both forms.
+    for (file, uri) in [
+        ("plain.toml", "http://b.example/jwks"),
+        ("fragment.toml", "https://b.example/jwks#k"),
+        ("relative.toml", "/jwks"),
+    ] {
+        write(
+            &dir,
+            file,
+            &format!(
+                "client_id = \"{file}\"\n{head}token_endpoint_auth_method = \"private_key_jwt\"\n\
+                 jwks_uri = \"{uri}\"\n"
+            ),
+        );
+    }
     write(
         &dir,
-        "uri.toml",
+        "both.toml",
         &format!(
-            "client_id = \"b\"\n{head}token_endpoint_auth_method = \"private_key_jwt\"\n\
-             jwks_uri = \"https://b.example/jwks\"\n"
+            "client_id = \"d\"\n{head}token_endpoint_auth_method = \"private_key_jwt\"\n\
+             jwks_uri = \"https://b.example/jwks\"\njwks = '{{\"keys\":[{}]}}'\n",
+            ec_public_jwk()
         ),
     );
     write(
@@ -232,7 +281,9 @@ fn keys_secrets_and_jwks_uri_are_checked_for_private_key_jwt() {
             .collect::<Vec<_>>()
     };
     assert_eq!(field_of("nokeys.toml"), ["jwks"], "{errors:?}");
-    assert_eq!(field_of("uri.toml"), ["jwks_uri"], "{errors:?}");
+    for file in ["plain.toml", "fragment.toml", "relative.toml", "both.toml"] {
+        assert_eq!(field_of(file), ["jwks_uri"], "{file}: {errors:?}");
+    }
     assert_eq!(
         field_of("secret.toml"),
         ["token_endpoint_auth_method"],
