@@ -80,6 +80,8 @@ pub struct OidcState {
     pub require_2fa: bool,
     /// Languages of the hosted pages, for `ui_locales_supported`.
     pub ui_locales: Vec<String>,
+    /// Tokens issued, by grant type, for `/metrics`.
+    pub counters: Arc<zapini_core::metrics::Counters>,
 }
 
 impl OidcState {
