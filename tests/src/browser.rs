@@ -19,6 +19,8 @@ pub struct Browser {
     http: reqwest::Client,
     base: String,
     pub cookies: BTreeMap<String, String>,
+    /// Sent with every request (a proxy's `X-Forwarded-For`).
+    extra_headers: Vec<(String, String)>,
 }
 
 impl Browser {
@@ -27,7 +29,22 @@ impl Browser {
             http: crate::http(),
             base: base.to_owned(),
             cookies: BTreeMap::new(),
+            extra_headers: Vec::new(),
         }
+    }
+
+    /// Sends `name: value` with every request from now on, replacing an
+    /// earlier value of the same name.
+    pub fn set_header(&mut self, name: &str, value: &str) {
+        self.extra_headers.retain(|(n, _)| n != name);
+        self.extra_headers.push((name.to_owned(), value.to_owned()));
+    }
+
+    fn with_extra(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        for (name, value) in &self.extra_headers {
+            request = request.header(name, value);
+        }
+        request
     }
 
     fn absolute(&self, url: &str) -> String {
@@ -75,9 +92,9 @@ impl Browser {
     }
 
     pub async fn get(&mut self, url: &str) -> Page {
+        let request = self.http.get(self.absolute(url));
         let response = self
-            .http
-            .get(self.absolute(url))
+            .with_extra(request)
             .header(COOKIE, self.cookie_header())
             .send()
             .await
@@ -86,16 +103,19 @@ impl Browser {
     }
 
     pub async fn post_form(&mut self, url: &str, fields: &[(&str, &str)]) -> Page {
-        let mut body = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in fields {
-            body.append_pair(k, v);
-        }
+        let body = {
+            let mut body = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in fields {
+                body.append_pair(k, v);
+            }
+            body.finish()
+        };
+        let request = self.http.post(self.absolute(url));
         let response = self
-            .http
-            .post(self.absolute(url))
+            .with_extra(request)
             .header(COOKIE, self.cookie_header())
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.finish())
+            .body(body)
             .send()
             .await
             .expect("POST");

@@ -169,11 +169,15 @@ async fn one_sign_in_hops_between_three_instances() {
 }
 
 async fn post_password(browser: &mut Browser, to: &Server, signin: &Page, password: &str) -> Page {
+    post_password_to(browser, &to.local_url("/login"), signin, password).await
+}
+
+async fn post_password_to(browser: &mut Browser, url: &str, signin: &Page, password: &str) -> Page {
     let tx = hidden_input(&signin.body, "tx").expect("tx");
     let csrf = hidden_input(&signin.body, "csrf").expect("csrf");
     browser
         .post_form(
-            &to.local_url("/login"),
+            url,
             &[
                 ("tx", &tx),
                 ("csrf", &csrf),
@@ -389,4 +393,63 @@ async fn store_outages_answer_503_and_heal() {
     .await;
     full_sign_in_works(&server, &spec, &sub).await;
     assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
+/// The seconds of a "Wait N seconds" message on a page, if any.
+fn wait_seconds(body: &str) -> Option<i64> {
+    let rest = &body[body.find("Wait ")? + 5..];
+    rest[..rest.find(' ')?].parse().ok()
+}
+
+#[tokio::test]
+async fn parallel_failures_on_two_instances_are_all_counted() {
+    let Some(backing) = Backing::start() else {
+        return;
+    };
+    let (servers, spec) = cluster(&backing, 2, &[]);
+    let [a, b] = &servers[..] else { unreachable!() };
+    a.add_user(EMAIL, "Ana Lima");
+
+    // Eight sign-in forms, half from each instance, posted all at once.
+    let mut posts = Vec::new();
+    for i in 0..8 {
+        let server = if i % 2 == 0 { a } else { b };
+        let mut browser = Browser::new(&server.local);
+        let signin = signin_page(&mut browser, server, &spec).await;
+        let url = server.local_url("/login");
+        posts.push(tokio::spawn(async move {
+            post_password_to(&mut browser, &url, &signin, "wrong password").await
+        }));
+    }
+    let mut pages = Vec::new();
+    for post in posts {
+        pages.push(post.await.expect("post task"));
+    }
+    let counted = pages
+        .iter()
+        .filter(|p| p.body.contains("Incorrect email or password"))
+        .count() as u32;
+    let refused = pages
+        .iter()
+        .filter(|p| wait_seconds(&p.body).is_some())
+        .count();
+    assert_eq!(counted as usize + refused, 8, "every attempt answered");
+    // Three are free; the fourth imposes the first wait, so no attempt can
+    // be refused before four have been counted.
+    // The attempts are checked within milliseconds of each other and the
+    // password hashes take longer, so in practice all eight are counted.
+    assert!(counted >= 6, "only {counted} counted");
+
+    // Every counted failure doubled the wait: 2^(counted - 4) seconds, less
+    // the second or two this took. A lost update would halve it at least.
+    let full = 1i64 << (counted - 4);
+    let mut browser = Browser::new(&b.local);
+    let signin = signin_page(&mut browser, b, &spec).await;
+    let page = post_password(&mut browser, b, &signin, PASSWORD).await;
+    assert!(page.location.is_none(), "signed in despite the throttle");
+    let wait = wait_seconds(&page.body).expect("a wait on the page");
+    assert!(
+        wait <= full && wait >= full - 2,
+        "wait {wait} s after {counted} failures, expected about {full} s"
+    );
 }

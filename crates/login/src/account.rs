@@ -5,10 +5,10 @@
 //! authentication from the last few minutes; an older session is sent through
 //! sign-in again first.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::json;
@@ -19,7 +19,7 @@ use zapini_core::flow::{SsoSession, ns, session_cookie_name};
 use zapini_core::form::Params;
 use zapini_core::user::User;
 
-use crate::events::{Origin, record};
+use crate::events::{Origin, Peer, record};
 use crate::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use crate::second_factor::{self as factor, SEED_PURPOSE};
 use crate::signin::{error_response, html_headers, lang_for, turn_on, unavailable};
@@ -257,7 +257,7 @@ pub(crate) async fn page(
 pub(crate) async fn recorded(
     state: &LoginState,
     headers: &HeaderMap,
-    peer: SocketAddr,
+    peer: IpAddr,
     signed: &Signed,
     event: (EventKind, serde_json::Value),
     notice: &str,
@@ -358,7 +358,7 @@ fn codes_page(state: &LoginState, headers: &HeaderMap, codes: &[String]) -> Resp
 /// seed; only then is 2FA on. Shows the recovery codes once.
 pub async fn totp_confirm(
     State(state): State<LoginState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -419,7 +419,7 @@ pub async fn totp_confirm(
 /// recovery code, and a recent authentication.
 pub async fn totp_disable(
     State(state): State<LoginState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -466,7 +466,7 @@ pub async fn totp_disable(
 /// `POST /account/security/recovery/renew`: a new set; the old one dies.
 pub async fn recovery_renew(
     State(state): State<LoginState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -516,7 +516,7 @@ pub async fn recovery_renew(
 /// twice. Other sessions of the user are signed out.
 pub async fn change_password(
     State(state): State<LoginState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -611,7 +611,7 @@ pub async fn change_password(
 /// `POST /account/security/sessions/end`: signs out one session.
 pub async fn end_session(
     State(state): State<LoginState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

@@ -49,6 +49,8 @@ pub struct LoginState {
     pub webauthn: Arc<webauthn_rs::Webauthn>,
     /// Told when a user signs a session out, for back-channel logout.
     pub session_ended: Arc<dyn zapini_core::flow::SessionEnded>,
+    /// Sign-in checks by method and outcome, for `/metrics`.
+    pub counters: Arc<zapini_core::metrics::Counters>,
 }
 
 /// The login and account routes.

@@ -6,11 +6,9 @@
 //! ceremony, and posts the answer in an ordinary form, so the server's answer
 //! is a normal page or redirect, as for the password and TOTP steps.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
@@ -18,10 +16,11 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 use zapini_core::AuthMethod;
 use zapini_core::audit::EventKind;
 use zapini_core::crypto::{ct_eq, random_token, token_hash};
+use zapini_core::metrics::SignInMethod;
 
 use crate::LoginState;
 use crate::account::{Signed, device_label, page, posted, recorded};
-use crate::events::{Origin, record};
+use crate::events::{Origin, Peer, record};
 use crate::passkeys::{
     Assertion, CEREMONY_TTL, NS_ASSERTION, NS_REGISTRATION, PasskeyError, Registration, clean_name,
     creation_options, exclusions, parsed, register, request_options, user_handle, verify,
@@ -48,7 +47,7 @@ fn json_unavailable() -> Response {
 /// transaction's current step, as `navigator.credentials.get()` options.
 pub async fn signin_options(
     State(state): State<LoginState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -117,7 +116,7 @@ fn retry(state: &LoginState, headers: &HeaderMap, s: &Submission, key: &str) -> 
 /// or after the password on the second.
 pub async fn signin_submit(
     State(state): State<LoginState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -149,6 +148,7 @@ pub async fn signin_submit(
     let second_step = matches!(assertion, Assertion::SecondStep { .. });
     let raw = s.form.get("credential").unwrap_or_default();
     let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(raw) else {
+        state.counters.sign_in(SignInMethod::Passkey, false);
         return retry(&state, &headers, &s, "passkey.failed");
     };
 
@@ -156,6 +156,7 @@ pub async fn signin_submit(
         Ok(v) => v,
         Err((_, PasskeyError::Store(err))) => return unavailable(&state, &headers, &err),
         Err((owner, err)) => {
+            state.counters.sign_in(SignInMethod::Passkey, false);
             tracing::info!(reason = err.reason(), error = %err, "passkey refused");
             // Anyone who knows a credential id can send a bad assertion, so
             // only a refusal that needed a valid signature (a counter going
@@ -181,6 +182,9 @@ pub async fn signin_submit(
         Ok(user) => user.filter(|u| !u.disabled),
         Err(err) => return unavailable(&state, &headers, &err),
     };
+    state
+        .counters
+        .sign_in(SignInMethod::Passkey, user.is_some());
     if user.is_none() {
         record(
             &state,
@@ -286,7 +290,7 @@ pub async fn register_options(
 /// `credential`): verifies the new credential and stores it.
 pub async fn register_submit(
     State(state): State<LoginState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -378,7 +382,7 @@ pub async fn register_submit(
 /// `confirm=yes` once the user has confirmed on the page this shows first).
 pub async fn remove(
     State(state): State<LoginState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

@@ -6,10 +6,10 @@
 //! can be taken only from the state before it, and nothing is issued until
 //! the last required step is done.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
@@ -20,9 +20,10 @@ use zapini_core::flow::{
     PendingAuthorization, SsoSession, login_cookie_name, ns, session_cookie_name,
 };
 use zapini_core::form::Params;
+use zapini_core::metrics::SignInMethod;
 use zapini_core::{Acr, AuthMethod, Authentication, Secret};
 
-use crate::events::{Origin, record};
+use crate::events::{Origin, Peer, record};
 use crate::password::MAX_PASSWORD_BYTES;
 use crate::second_factor::{self as factor, SEED_PURPOSE};
 use crate::{LoginState, cookies, step_up, throttle};
@@ -461,7 +462,7 @@ pub(crate) struct Submission {
 pub(crate) async fn submission(
     state: &LoginState,
     headers: &HeaderMap,
-    peer: SocketAddr,
+    peer: IpAddr,
     body: &[u8],
 ) -> Result<Submission, Response> {
     let now = state.clock.now();
@@ -510,7 +511,7 @@ pub(crate) fn message(state: &LoginState, headers: &HeaderMap, tx: &LoginTx, key
 /// `POST /login`: the password step.
 pub async fn submit(
     State(state): State<LoginState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -563,6 +564,7 @@ pub async fn submit(
     let user = match found {
         Some(f) if verified && !f.user.disabled => f.user,
         other => {
+            state.counters.sign_in(SignInMethod::Password, false);
             let user_id = other.as_ref().map(|f| f.user.id.clone());
             record(
                 &state,
@@ -578,6 +580,7 @@ pub async fn submit(
             return render(&state, &headers, &s.tx_id, &s.tx, Some(error), None);
         }
     };
+    state.counters.sign_in(SignInMethod::Password, true);
     let _ = throttle::clear(&state.store, throttle::ACCOUNT_PASSWORD, &account).await;
 
     let factors = async {
@@ -635,7 +638,7 @@ fn see_other(location: &str) -> Response {
 /// `POST /login/totp` and `POST /login/recovery`: the second step.
 pub async fn submit_code(
     State(state): State<LoginState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     uri: axum::http::Uri,
     body: Bytes,
@@ -690,10 +693,18 @@ pub async fn submit_code(
     } else {
         factor::verify_totp(&state.store, &state.sealer, &user_id, &code, s.now).await
     };
+    let method = if recovery {
+        SignInMethod::RecoveryCode
+    } else {
+        SignInMethod::Totp
+    };
+    if let Ok(passed) = checked {
+        state.counters.sign_in(method, passed);
+    }
     match checked {
         Ok(true) => {}
         Ok(false) => {
-            let step = if recovery { "recovery_code" } else { "totp" };
+            let step = method.as_str();
             record(
                 &state,
                 &s.origin,
@@ -788,7 +799,7 @@ pub async fn show_recovery(
 /// on, and shows the recovery codes.
 pub async fn submit_enroll(
     State(state): State<LoginState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -887,7 +898,7 @@ fn open_codes(state: &LoginState, sealed: &str) -> Vec<String> {
 /// `POST /login/finish`: the user has seen the recovery codes; sign in.
 pub async fn submit_finish(
     State(state): State<LoginState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

@@ -5,11 +5,18 @@
 //! second up to fifteen minutes. A success clears an account's record. At
 //! that pace NIST SP 800-63B 5.2.2's bound of 100 consecutive failures takes
 //! days.
+//!
+//! A failure is one atomic increment of a counter in the store, so failures
+//! sent at the same moment to several instances are all counted. The wait
+//! follows from the count and the time of the last failure, which the
+//! counter's sliding expiry gives (`expires_at - RECORD_TTL`); no second
+//! value has to be written, so there is nothing for a race to overwrite.
 
-use serde::{Deserialize, Serialize};
 use zapini_store::{Store, StoreError};
 
-const NAMESPACE: &str = "throttle";
+/// Not the namespace of the earlier read-modify-write records (`throttle`),
+/// whose JSON values are not counts; those expire within a day.
+const NAMESPACE: &str = "failures";
 /// What is counted, and how many failures are free.
 #[derive(Debug, Clone, Copy)]
 pub struct Kind {
@@ -36,12 +43,6 @@ pub const SECOND_FACTOR: Kind = Kind {
 const MAX_DELAY: i64 = 15 * 60;
 const RECORD_TTL: i64 = 24 * 3600;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Record {
-    failures: u32,
-    blocked_until: i64,
-}
-
 fn key(kind: Kind, subject: &str) -> String {
     format!("{}:{}", kind.name, zapini_core::crypto::token_hash(subject))
 }
@@ -53,29 +54,27 @@ pub async fn wait(
     subject: &str,
     now: i64,
 ) -> Result<Option<i64>, StoreError> {
-    let record: Option<Record> = store
+    let counter = store
         .ephemeral()
-        .get(NAMESPACE, &key(kind, subject), now)
+        .counter(NAMESPACE, &key(kind, subject), now)
         .await?;
-    Ok(record.map(|r| r.blocked_until - now).filter(|w| *w > 0))
+    Ok(counter
+        .map(|(failures, expires_at)| blocked_until(failures, expires_at - RECORD_TTL, kind) - now)
+        .filter(|w| *w > 0))
 }
 
 /// Records a failure; returns the wait it imposes (0 for the free ones).
 pub async fn fail(store: &Store, kind: Kind, subject: &str, now: i64) -> Result<i64, StoreError> {
-    let k = key(kind, subject);
-    let mut record: Record = store
+    let failures = store
         .ephemeral()
-        .get(NAMESPACE, &k, now)
-        .await?
-        .unwrap_or_default();
-    record.failures = record.failures.saturating_add(1);
-    let delay = delay_after(record.failures, kind.free);
-    record.blocked_until = now + delay;
-    store
-        .ephemeral()
-        .put(NAMESPACE, &k, &record, now + RECORD_TTL)
+        .increment(NAMESPACE, &key(kind, subject), now + RECORD_TTL, now)
         .await?;
-    Ok(delay)
+    Ok(blocked_until(failures, now, kind) - now)
+}
+
+fn blocked_until(failures: u64, last_failure: i64, kind: Kind) -> i64 {
+    let failures = u32::try_from(failures).unwrap_or(u32::MAX);
+    last_failure + delay_after(failures, kind.free)
 }
 
 pub async fn clear(store: &Store, kind: Kind, subject: &str) -> Result<(), StoreError> {

@@ -85,6 +85,8 @@ pub struct OidcState {
     pub http: reqwest::Client,
     /// Key sets of clients that publish them at a `jwks_uri`.
     pub remote_keys: Arc<remote_jwks::RemoteKeySets>,
+    /// Tokens issued, by grant type, for `/metrics`.
+    pub counters: Arc<zapini_core::metrics::Counters>,
 }
 
 impl OidcState {

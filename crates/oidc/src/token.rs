@@ -10,6 +10,7 @@ use zapini_core::Secret;
 use zapini_core::crypto::{b64url, ct_eq, random_token, sha256, token_hash};
 use zapini_core::flow::{AuthorizationCode, Grant, ns};
 use zapini_core::form::Params;
+use zapini_core::metrics;
 
 use crate::OidcState;
 use crate::client_auth::{authenticate, read_form};
@@ -48,11 +49,24 @@ async fn exchange(
             "this client may not use this grant type",
         ));
     }
-    match grant {
-        GrantType::AuthorizationCode => authorization_code(state, client, &params).await,
-        GrantType::RefreshToken => refresh::grant(state, client, &params).await,
-        GrantType::ClientCredentials => client_credentials(state, client, &params).await,
+    let (issued, counted) = match grant {
+        GrantType::AuthorizationCode => (
+            authorization_code(state, client, &params).await,
+            metrics::Grant::AuthorizationCode,
+        ),
+        GrantType::RefreshToken => (
+            refresh::grant(state, client, &params).await,
+            metrics::Grant::RefreshToken,
+        ),
+        GrantType::ClientCredentials => (
+            client_credentials(state, client, &params).await,
+            metrics::Grant::ClientCredentials,
+        ),
+    };
+    if issued.is_ok() {
+        state.counters.token_issued(counted);
     }
+    issued
 }
 
 /// A random grant id, the `jti` of the access tokens of one token response.

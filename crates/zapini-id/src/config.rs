@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::proxies::{Cidr, TrustedProxies};
+
 /// Environment variables that start with the prefix but are not settings.
 const NOT_SETTINGS: &[&str] = &[
     "ZAPINI_ID_SECRET",
@@ -71,6 +73,10 @@ pub struct Config {
     pub logo_file: Option<PathBuf>,
     /// `text` (default) or `json`.
     pub log_format: String,
+    /// Address blocks (`10.0.0.0/8`, `127.0.0.1`) of the reverse proxies
+    /// whose `X-Forwarded-For` gives the client's address. Empty: the
+    /// header is ignored and the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
     pub tokens: Tokens,
     pub session: Session,
     pub password: Password,
@@ -147,6 +153,7 @@ impl Default for Config {
             product_name: "Zapini ID".into(),
             logo_file: None,
             log_format: "text".into(),
+            trusted_proxies: Vec::new(),
             tokens: Tokens::default(),
             session: Session::default(),
             password: Password::default(),
@@ -322,6 +329,13 @@ impl Config {
         if !matches!(self.log_format.as_str(), "text" | "json") {
             found.push("log_format: must be \"text\" or \"json\"".to_owned());
         }
+        for entry in &self.trusted_proxies {
+            if let Err(e) = Cidr::parse(entry) {
+                found.push(format!(
+                    "trusted_proxies: {e} (write an address block such as \"10.0.0.0/8\" or one address)"
+                ));
+            }
+        }
         if let Err(e) = self.passkeys().check() {
             found.push(e);
         }
@@ -360,6 +374,16 @@ impl Config {
                 .unwrap_or_else(|| self.product_name.clone()),
             origins,
         }
+    }
+
+    /// The trusted proxies, parsed (start-up has checked them).
+    pub fn trusted_proxies(&self) -> anyhow::Result<TrustedProxies> {
+        let blocks = self
+            .trusted_proxies
+            .iter()
+            .map(|entry| Cidr::parse(entry).map_err(|e| anyhow::anyhow!("trusted_proxies: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(TrustedProxies::new(blocks))
     }
 
     pub fn password_policy(&self) -> zapini_login::PasswordPolicy {
@@ -429,6 +453,29 @@ mod tests {
             "database_url = \"mysql://x\"",
         ] {
             assert!(Config::from_parts(bad, vars(&[]), "f").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_address_blocks() {
+        let config = Config::from_parts(
+            "trusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\", \"::1\"]",
+            vars(&[]),
+            "f",
+        )
+        .unwrap();
+        assert!(config.trusted_proxies().is_ok());
+        let from_env = Config::from_parts(
+            "",
+            vars(&[("ZAPINI_ID_TRUSTED_PROXIES", "[\"10.0.0.0/8\"]")]),
+            "f",
+        )
+        .unwrap();
+        assert_eq!(from_env.trusted_proxies, ["10.0.0.0/8"]);
+        for bad in ["10.0.0.1/8", "10.0.0.0/40", "proxy.internal"] {
+            let text = format!("trusted_proxies = [\"{bad}\"]");
+            let err = Config::from_parts(&text, vars(&[]), "f").unwrap_err();
+            assert!(format!("{err:#}").contains("trusted_proxies:"), "{err:#}");
         }
     }
 

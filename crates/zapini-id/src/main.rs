@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod metrics;
+mod proxies;
 mod secret;
 mod server;
 

@@ -1,9 +1,10 @@
 //! `/metrics` in the Prometheus text format (version 0.0.4): requests by
-//! route pattern and status, their latency as a histogram, store errors and
-//! whether each store answers.
+//! route pattern and status, their latency as a histogram, sign-in checks
+//! and tokens (counted by the web crates in `core::metrics::Counters`),
+//! store errors and whether each store answers.
 //!
-//! A small registry of its own rather than a metrics crate: three families
-//! need a map behind a mutex and a few lines of formatting.
+//! A small registry of its own rather than a metrics crate: a few families
+//! need a map behind a mutex, some atomics and a few lines of formatting.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -14,6 +15,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use zapini_core::metrics::{Counters, Grant, SignInMethod};
 use zapini_store::Store;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -49,9 +51,18 @@ struct Families {
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     families: Arc<Mutex<Families>>,
+    counters: Arc<Counters>,
 }
 
 impl Metrics {
+    /// A registry that also publishes `counters`.
+    pub fn new(counters: Arc<Counters>) -> Self {
+        Self {
+            families: Arc::default(),
+            counters,
+        }
+    }
+
     fn record(&self, route: &str, status: u16, seconds: f64) {
         let Ok(mut f) = self.families.lock() else {
             return;
@@ -64,6 +75,7 @@ impl Metrics {
     }
 
     fn render(&self, out: &mut String) {
+        self.render_counters(out);
         let Ok(f) = self.families.lock() else {
             return;
         };
@@ -98,6 +110,40 @@ impl Metrics {
                  zapini_http_request_duration_seconds_sum{{route=\"{route}\"}} {}\n\
                  zapini_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
                 h.count, h.sum, h.count
+            );
+        }
+    }
+}
+
+impl Metrics {
+    /// Every label combination is written, zeros too, so that a rate over
+    /// a family that has not moved yet reads 0 rather than nothing.
+    fn render_counters(&self, out: &mut String) {
+        let c = &self.counters;
+        out.push_str(
+            "# HELP zapini_sign_ins_total Sign-in checks by method and outcome.\n\
+             # TYPE zapini_sign_ins_total counter\n",
+        );
+        for method in SignInMethod::ALL {
+            for (outcome, success) in [("success", true), ("failure", false)] {
+                let _ = writeln!(
+                    out,
+                    "zapini_sign_ins_total{{method=\"{}\",outcome=\"{outcome}\"}} {}",
+                    method.as_str(),
+                    c.sign_ins(method, success)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP zapini_tokens_issued_total Successful token responses by grant type.\n\
+             # TYPE zapini_tokens_issued_total counter\n",
+        );
+        for grant in Grant::ALL {
+            let _ = writeln!(
+                out,
+                "zapini_tokens_issued_total{{grant_type=\"{}\"}} {}",
+                grant.as_str(),
+                c.tokens(grant)
             );
         }
     }
@@ -184,5 +230,21 @@ mod tests {
         assert!(out.contains("_bucket{route=\"/token\",le=\"10\"} 2\n"));
         assert!(out.contains("_bucket{route=\"/token\",le=\"+Inf\"} 3\n"));
         assert!(out.contains("_count{route=\"/token\"} 3\n"));
+    }
+
+    #[test]
+    fn sign_ins_and_tokens_are_published_with_zeros() {
+        let counters = Arc::new(Counters::default());
+        let m = Metrics::new(counters.clone());
+        counters.sign_in(SignInMethod::RecoveryCode, true);
+        counters.token_issued(Grant::ClientCredentials);
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(
+            out.contains("zapini_sign_ins_total{method=\"recovery_code\",outcome=\"success\"} 1\n")
+        );
+        assert!(out.contains("zapini_sign_ins_total{method=\"passkey\",outcome=\"failure\"} 0\n"));
+        assert!(out.contains("zapini_tokens_issued_total{grant_type=\"client_credentials\"} 1\n"));
+        assert!(out.contains("# TYPE zapini_tokens_issued_total counter\n"));
     }
 }

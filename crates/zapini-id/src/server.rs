@@ -18,13 +18,15 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use zapini_core::crypto::Sealer;
-use zapini_core::{Clock, SystemClock};
+use zapini_core::metrics::Counters;
+use zapini_core::{ClientAddress, Clock, SystemClock};
 use zapini_login::{LoginState, PasswordHasher, Templates};
 use zapini_oidc::{ClientRegistry, KeyRing, OidcState, TokenSettings};
 use zapini_store::Store;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::proxies::TrustedProxies;
 
 /// Largest request body accepted; sign-in forms and token requests are tiny.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -161,6 +163,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
     let hasher = PasswordHasher::new(config.password_policy(), cores)?;
     let secure_cookies = config.issuer.starts_with("https://");
     let http = zapini_oidc::remote_jwks::http_client()?;
+    let counters = Arc::new(Counters::default());
 
     let oidc = OidcState {
         issuer: config.issuer.clone(),
@@ -181,6 +184,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         ui_locales: templates.catalog().languages().map(str::to_owned).collect(),
         remote_keys: Arc::new(zapini_oidc::remote_jwks::RemoteKeySets::new(http.clone())),
         http,
+        counters: counters.clone(),
     };
     let login = LoginState {
         store: store.clone(),
@@ -198,9 +202,12 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?,
         ),
         session_ended: Arc::new(zapini_oidc::backchannel::Notifier::new(oidc.clone())),
+        counters: counters.clone(),
     };
     let client_count = oidc.clients.len();
-    let app = app(oidc, login, store.clone(), templates);
+    let proxies = config.trusted_proxies()?;
+    let metrics = Metrics::new(counters);
+    let app = app(oidc, login, store.clone(), templates, metrics, proxies);
 
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -236,7 +243,14 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
 
 /// The whole application: protocol and login routes, health, and the
 /// middleware every response goes through.
-fn app(oidc: OidcState, login: LoginState, store: Store, templates: Arc<Templates>) -> Router {
+fn app(
+    oidc: OidcState,
+    login: LoginState,
+    store: Store,
+    templates: Arc<Templates>,
+    metrics: Metrics,
+    proxies: TrustedProxies,
+) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
         // The route pattern, never the raw query: it holds codes and state.
@@ -250,7 +264,12 @@ fn app(oidc: OidcState, login: LoginState, store: Store, templates: Arc<Template
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        tracing::info_span!("request", method = %req.method(), route, request_id = id)
+        let client = req
+            .extensions()
+            .get::<ClientAddress>()
+            .map(|ClientAddress(ip)| ip.to_string())
+            .unwrap_or_else(|| "-".into());
+        tracing::info_span!("request", method = %req.method(), route, request_id = id, client)
     });
 
     let security = ServiceBuilder::new()
@@ -271,7 +290,6 @@ fn app(oidc: OidcState, login: LoginState, store: Store, templates: Arc<Template
             HeaderValue::from_static("DENY"),
         ));
 
-    let metrics = Metrics::default();
     let pages = templates.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -294,6 +312,10 @@ fn app(oidc: OidcState, login: LoginState, store: Store, templates: Arc<Template
             ServiceBuilder::new()
                 .layer(axum::middleware::map_request(drop_client_request_id))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(axum::middleware::from_fn_with_state(
+                    proxies,
+                    crate::proxies::client_address,
+                ))
                 .layer(trace)
                 .layer(PropagateRequestIdLayer::new(request_id)),
         )

@@ -51,6 +51,27 @@ static INDEX_ADD: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Adds one to the counter in KEYS[1] (an envelope `expires:n`), starting
+/// from zero if it is absent or expired at ARGV[2]; stores it with expiry
+/// ARGV[1] and a TTL of ARGV[3] ms, and returns the new count.
+static INCREMENT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local n = 0
+        local current = redis.call('GET', KEYS[1])
+        if current then
+            local expires, count = string.match(current, '^(-?%d+):(%d+)$')
+            if expires ~= nil and tonumber(expires) > tonumber(ARGV[2]) then
+                n = tonumber(count)
+            end
+        end
+        n = n + 1
+        redis.call('SET', KEYS[1], ARGV[1] .. ':' .. string.format('%d', n), 'PX', ARGV[3])
+        return n
+        ",
+    )
+});
+
 #[derive(Clone)]
 pub(super) struct RedisBackend {
     conn: ConnectionManager,
@@ -145,6 +166,39 @@ impl RedisBackend {
             .invoke_async(&mut conn)
             .await?;
         Ok(stored == 1)
+    }
+
+    pub(super) async fn increment(
+        &self,
+        ns: &str,
+        k: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let count: u64 = INCREMENT
+            .key(key(ns, k))
+            .arg(expires_at)
+            .arg(now)
+            .arg(ttl_ms(expires_at, now))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(count)
+    }
+
+    pub(super) async fn counter(
+        &self,
+        ns: &str,
+        k: &str,
+        now: i64,
+    ) -> Result<Option<(u64, i64)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let stored: Option<String> = conn.get(key(ns, k)).await?;
+        Ok(stored.as_deref().and_then(|e| {
+            let (expires, count) = e.split_once(':')?;
+            let expires: i64 = expires.parse().ok()?;
+            (expires > now).then_some((count.parse().ok()?, expires))
+        }))
     }
 
     pub(super) async fn get(

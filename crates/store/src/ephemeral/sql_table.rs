@@ -4,10 +4,14 @@
 //! Single-use items are consumed with `DELETE … RETURNING`: the delete is the
 //! decision, so of any number of concurrent takers exactly one gets the value.
 //! Index members are rows of their own (`ns:owner:member`), so adding one
-//! never rewrites another.
+//! never rewrites another. Counters are one upsert that adds to the stored
+//! number, so increments from several instances never overwrite each other.
 
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, ExprTrait,
+    QueryFilter, Set, Statement,
+};
 
 use crate::StoreError;
 use crate::entity::ephemeral::{ActiveModel, Column, Entity};
@@ -58,6 +62,67 @@ pub(super) async fn put_if_absent(
         .exec_without_returning(db)
         .await?;
     Ok(stored == 1)
+}
+
+/// Adds one in a single statement: a row that is absent or expired at `now`
+/// starts again from one. Written with `?` and numbered for PostgreSQL; the
+/// same SQL runs on SQLite 3.35+ and PostgreSQL (upsert with `RETURNING`).
+const INCREMENT: &str = r#"INSERT INTO ephemeral ("key", "value", expires_at) VALUES (?, '1', ?)
+ON CONFLICT ("key") DO UPDATE SET
+    "value" = CASE WHEN ephemeral.expires_at > ?
+        THEN CAST(CAST(ephemeral."value" AS BIGINT) + 1 AS TEXT)
+        ELSE '1' END,
+    expires_at = excluded.expires_at
+RETURNING "value""#;
+
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub(super) async fn increment(
+    db: &DatabaseConnection,
+    key: String,
+    expires_at: i64,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => numbered(INCREMENT),
+        _ => INCREMENT.to_owned(),
+    };
+    let statement =
+        Statement::from_sql_and_values(backend, sql, [key.into(), expires_at.into(), now.into()]);
+    let row = db
+        .query_one_raw(statement)
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound("counter after upsert".into()))?;
+    let value: String = row.try_get("", "value")?;
+    value
+        .parse()
+        .map_err(|_| sea_orm::DbErr::Type(format!("counter value {value:?}")).into())
+}
+
+/// A live counter's value and expiry.
+pub(super) async fn counter(
+    db: &DatabaseConnection,
+    key: String,
+    now: i64,
+) -> Result<Option<(u64, i64)>, StoreError> {
+    let row = Entity::find_by_id(key)
+        .filter(Column::ExpiresAt.gt(now))
+        .one(db)
+        .await?;
+    Ok(row.and_then(|r| Some((r.value.parse().ok()?, r.expires_at))))
 }
 
 pub(super) async fn get(
