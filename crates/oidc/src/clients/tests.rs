@@ -366,7 +366,8 @@ fn min_acr_is_a_known_level_and_require_2fa_raises_it_to_mfa() {
 #[test]
 fn clients_are_third_party_unless_the_file_says_first_party() {
     let dir = tempdir("first-party");
-    let base = "redirect_uris = [\"https://a.example/cb\"]\ntoken_endpoint_auth_method = \"none\"\n";
+    let base =
+        "redirect_uris = [\"https://a.example/cb\"]\ntoken_endpoint_auth_method = \"none\"\n";
     write(&dir, "a.toml", &format!("client_id = \"a\"\n{base}"));
     write(
         &dir,
