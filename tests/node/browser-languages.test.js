@@ -175,7 +175,7 @@ describe('the pages in Portuguese and Spanish (Chromium)', { skip: !HAVE_CHROMIU
         await expectPageIn(page, l, l.codes, '03-recovery-codes')
         await page.getByRole('button', { name: l.saved }).click()
 
-        await expectPageIn(page, l, l.consent, '03-consent')
+        await expectPageIn(page, l, l.consent, '03b-consent')
         await page.getByRole('listitem').filter({ hasText: l.scope }).waitFor()
         await page.getByRole('button', { name: l.allow, exact: true }).click()
         await page.waitForURL((u) => u.href.startsWith(`${redirectUri}?`))
@@ -263,6 +263,7 @@ describe('the pages in Portuguese and Spanish (Chromium)', { skip: !HAVE_CHROMIU
       await page.keyboard.press('Enter')
 
       await page.getByRole('heading', { level: 1, name: 'Example App wants to access your account' }).waitFor()
+      await page.screenshot({ path: path.join(shotDir, 'consent.png'), fullPage: true })
       await tabTo(page, 'button[value=allow]')
       await page.keyboard.press('Enter')
       await page.waitForURL((u) => u.href.startsWith(`${redirectUri}?`))

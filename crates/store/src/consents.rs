@@ -134,8 +134,6 @@ impl<'a> Consents<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     fn scopes(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
     }

@@ -295,7 +295,10 @@ mod tests {
         let mut other_client = token("fd", "u1", "s4");
         other_client.client_id = "other".into();
         tokens.insert("d", &other_client).await.unwrap();
-        assert_eq!(tokens.revoke_user_client("u1", "other", 35).await.unwrap(), 1);
+        assert_eq!(
+            tokens.revoke_user_client("u1", "other", 35).await.unwrap(),
+            1
+        );
         assert!(!tokens.find("d").await.unwrap().unwrap().is_active(36));
         assert!(tokens.find("b").await.unwrap().unwrap().is_active(36));
 
