@@ -13,6 +13,7 @@ mod m20261204_000005_recovery_codes;
 mod m20261204_000006_audit_events;
 mod m20261204_000007_passkeys;
 mod m20261204_000008_refresh_tokens;
+mod m20261204_000009_consents;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000006_audit_events::Migration),
             Box::new(m20261204_000007_passkeys::Migration),
             Box::new(m20261204_000008_refresh_tokens::Migration),
+            Box::new(m20261204_000009_consents::Migration),
         ]
     }
 }

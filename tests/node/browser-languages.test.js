@@ -3,9 +3,10 @@
 // Debian's Chromium (playwright-core) with a virtual WebAuthn authenticator.
 // Portuguese is asked for by the relying party (`ui_locales=pt-BR`) in an
 // English-language browser; Spanish comes only from the browser's
-// `Accept-Language`. Every page is checked with axe-core and saved as a
-// screenshot. The authenticator app is Debian's `oathtool`. A last test goes
-// through sign-in and enrolment with the keyboard alone.
+// `Accept-Language`. The app is a third-party one, so each sign-in passes
+// through the consent page. Every page is checked with axe-core and saved
+// as a screenshot. The authenticator app is Debian's `oathtool`. A last test
+// goes through sign-in, enrolment and consent with the keyboard alone.
 
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -44,6 +45,9 @@ const LANGUAGES = [
     enrol: 'Ativar a autenticação de dois fatores',
     codes: 'Salve seus códigos de recuperação',
     saved: 'Já salvei meus códigos',
+    consent: 'Example App quer acessar sua conta',
+    scope: 'Ver seu endereço de e-mail e se ele foi verificado',
+    allow: 'Permitir',
     security: 'Segurança',
     addPasskey: 'Registrar uma nova passkey',
     addPasskeyButton: 'Registrar uma passkey',
@@ -64,6 +68,9 @@ const LANGUAGES = [
     enrol: 'Activar la autenticación de dos factores',
     codes: 'Guarda tus códigos de recuperación',
     saved: 'Ya guardé mis códigos',
+    consent: 'Example App quiere acceder a tu cuenta',
+    scope: 'Ver tu dirección de correo electrónico y si está verificada',
+    allow: 'Permitir',
     security: 'Seguridad',
     addPasskey: 'Registrar una nueva passkey',
     addPasskeyButton: 'Registrar una passkey',
@@ -92,7 +99,7 @@ describe('the pages in Portuguese and Spanish (Chromium)', { skip: !HAVE_CHROMIU
     redirectUri = `http://localhost:${clientSite.address().port}/cb`
     server = await startServer({
       productDefault2fa: true,
-      clients: [{ client_id: CLIENT_ID, name: 'Example App', redirect_uris: [redirectUri] }],
+      clients: [{ client_id: CLIENT_ID, name: 'Example App', redirect_uris: [redirectUri], first_party: false }],
       users: [...LANGUAGES.map((l) => l.user), keyboardUser],
     })
     config = await rpConfig(server, CLIENT_ID)
@@ -167,6 +174,10 @@ describe('the pages in Portuguese and Spanish (Chromium)', { skip: !HAVE_CHROMIU
 
         await expectPageIn(page, l, l.codes, '03-recovery-codes')
         await page.getByRole('button', { name: l.saved }).click()
+
+        await expectPageIn(page, l, l.consent, '03b-consent')
+        await page.getByRole('listitem').filter({ hasText: l.scope }).waitFor()
+        await page.getByRole('button', { name: l.allow, exact: true }).click()
         await page.waitForURL((u) => u.href.startsWith(`${redirectUri}?`))
         const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url()), {
           pkceCodeVerifier: codeVerifier,
@@ -249,6 +260,11 @@ describe('the pages in Portuguese and Spanish (Chromium)', { skip: !HAVE_CHROMIU
 
       await page.getByRole('heading', { level: 1, name: 'Save your recovery codes' }).waitFor()
       await tabTo(page, 'form[action="/login/finish"] button[type=submit]')
+      await page.keyboard.press('Enter')
+
+      await page.getByRole('heading', { level: 1, name: 'Example App wants to access your account' }).waitFor()
+      await page.screenshot({ path: path.join(shotDir, 'consent.png'), fullPage: true })
+      await tabTo(page, 'button[value=allow]')
       await page.keyboard.press('Enter')
       await page.waitForURL((u) => u.href.startsWith(`${redirectUri}?`))
       const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url()), {

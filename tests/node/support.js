@@ -83,12 +83,15 @@ function runCli(args, { env, input }) {
  *
  * clients: [{ client_id, redirect_uris, token_endpoint_auth_method, scopes,
  *             id_token_signed_response_alg, secret?, name?, grant_types?,
- *             jwks?, privateKey?, require_2fa?, post_logout_redirect_uris? }]
+ *             jwks?, privateKey?, require_2fa?, first_party?,
+ *             post_logout_redirect_uris? }]
  *   `grant_types` and `jwks` (a JWK Set object, for private_key_jwt) go to
  *   the client file as they are; `privateKey` ({ key: CryptoKey, kid }) is
  *   what rpConfig signs private_key_jwt assertions with.
  *   `name` is the name the sign-in pages show (default: the client_id).
  *   `require_2fa: true` makes the client demand a second factor.
+ *   `first_party: false` makes it a third-party app, whose users see the
+ *   consent page (by default test clients are first-party).
  *   A confidential client gets a fresh random secret (or `secret`), handed to
  *   the server through an environment variable (client_secret_env).
  * users: [{ email, name, password, emailVerified }]
@@ -140,6 +143,8 @@ export async function startServer({ clients = [], users = [], productDefault2fa 
     ]
     if (c.name !== undefined) lines.push(`name = ${tomlString(c.name)}`)
     if (c.require_2fa !== undefined) lines.push(`require_2fa = ${c.require_2fa ? 'true' : 'false'}`)
+    // Test clients are the operator's own apps unless a test says otherwise.
+    lines.push(`first_party = ${c.first_party === false ? 'false' : 'true'}`)
     if (c.id_token_signed_response_alg) {
       lines.push(`id_token_signed_response_alg = ${tomlString(c.id_token_signed_response_alg)}`)
     }

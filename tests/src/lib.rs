@@ -67,6 +67,10 @@ pub struct ClientSpec {
     pub auth_method: &'static str,
     pub redirect_uri: String,
     pub alg: &'static str,
+    /// The operator's own app: no consent page unless `prompt=consent`.
+    /// Test clients are first-party unless a test makes them third-party,
+    /// so that the tests of sign-in need not pass through consent.
+    pub first_party: bool,
     /// More lines for the client file.
     pub extra: String,
 }
@@ -79,8 +83,15 @@ impl ClientSpec {
             auth_method: "client_secret_basic",
             redirect_uri: format!("https://{id}.example.com/callback"),
             alg: "RS256",
+            first_party: true,
             extra: String::new(),
         }
+    }
+
+    /// A client of someone else's: its users see the consent page.
+    pub fn third_party(mut self) -> Self {
+        self.first_party = false;
+        self
     }
 
     pub fn with_auth(mut self, method: &'static str) -> Self {
@@ -107,8 +118,14 @@ impl ClientSpec {
         format!(
             "client_id = \"{}\"\nname = \"App {}\"\nredirect_uris = [\"{}\"]\n\
              token_endpoint_auth_method = \"{}\"\n{secret}\
-             id_token_signed_response_alg = \"{}\"\n{}",
-            self.id, self.id, self.redirect_uri, self.auth_method, self.alg, self.extra
+             id_token_signed_response_alg = \"{}\"\nfirst_party = {}\n{}",
+            self.id,
+            self.id,
+            self.redirect_uri,
+            self.auth_method,
+            self.alg,
+            self.first_party,
+            self.extra
         )
     }
 }

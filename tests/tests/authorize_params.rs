@@ -276,15 +276,16 @@ async fn oidcc_max_age_10000() {
 }
 
 #[tokio::test]
-async fn prompt_consent_needs_no_screen_and_select_account_shows_the_sign_in_page() {
+async fn prompt_consent_shows_the_consent_page_and_select_account_the_sign_in_page() {
     let (server, spec, _) = start();
     let (mut browser, _) = signed_in(&server, &spec, EMAIL).await;
+    // Even for a first-party client (tests/tests/consent.rs goes further).
     let location = browser
         .get(&auth_url(&server, &spec, "&prompt=consent"))
         .await
         .location
         .unwrap();
-    assert!(query_param(&location, "code").is_some(), "{location}");
+    assert!(location.starts_with("/consent?authz="), "{location}");
 
     let page = browser
         .follow(&auth_url(&server, &spec, "&prompt=select_account"))

@@ -22,10 +22,12 @@ pub enum EventKind {
     PasskeyRemoved,
     PasskeyUsed,
     PasskeyRefused,
+    ConsentGranted,
+    ConsentRevoked,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::SignInSucceeded,
         EventKind::SignInFailed,
         EventKind::TwoFactorEnabled,
@@ -40,6 +42,8 @@ impl EventKind {
         EventKind::PasskeyRemoved,
         EventKind::PasskeyUsed,
         EventKind::PasskeyRefused,
+        EventKind::ConsentGranted,
+        EventKind::ConsentRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +62,8 @@ impl EventKind {
             EventKind::PasskeyRemoved => "passkey_removed",
             EventKind::PasskeyUsed => "passkey_used",
             EventKind::PasskeyRefused => "passkey_refused",
+            EventKind::ConsentGranted => "consent_granted",
+            EventKind::ConsentRevoked => "consent_revoked",
         }
     }
 

@@ -70,6 +70,9 @@ pub mod ns {
     /// Pending authorizations whose level the user cannot reach (a `phr`
     /// request for a user without a passkey), marked by the login pages.
     pub const UNMET_ACR: &str = "unmet_acr";
+    /// The user's answer on the consent page, a [`super::ConsentAnswer`]
+    /// under the pending authorization's id, written by the login pages.
+    pub const CONSENT: &str = "consent";
 }
 
 /// A validated authorization request waiting for the user to authenticate.
@@ -98,6 +101,19 @@ pub struct PendingAuthorization {
     pub id_token_claims: Vec<String>,
     #[serde(default)]
     pub userinfo_claims: Vec<String>,
+    /// `prompt=consent` (OIDC Core 3.1.2.1): the user is asked even if an
+    /// earlier consent covers the scope, or the client is first-party.
+    #[serde(default)]
+    pub prompt_consent: bool,
+}
+
+/// The answer given on the consent page for one pending authorization
+/// (OIDC Core 3.1.2.4), by the user it names. `/authorize/continue` honours
+/// it only for that user's session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsentAnswer {
+    pub user_id: String,
+    pub allowed: bool,
 }
 
 /// How the authorization response reaches the client.
@@ -119,6 +135,27 @@ pub struct SsoSession {
     pub expires_at: UnixTime,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+}
+
+impl PendingAuthorization {
+    /// What the user consents to (OIDC Core 3.1.2.4): the scope, plus the
+    /// scope whose claims the `claims` parameter asks for one by one (OIDC
+    /// Core 5.5), since those are released without their scope.
+    pub fn consent_scope(&self) -> Vec<String> {
+        let mut all = self.scope.clone();
+        let claims = self.id_token_claims.iter().chain(&self.userinfo_claims);
+        for claim in claims {
+            let implied = match claim.as_str() {
+                "name" => "profile",
+                "email" | "email_verified" => "email",
+                _ => continue,
+            };
+            if !all.iter().any(|s| s == implied) {
+                all.push(implied.to_owned());
+            }
+        }
+        all
+    }
 }
 
 impl SsoSession {
@@ -220,6 +257,7 @@ mod tests {
             created_at: 1_000,
             id_token_claims: vec![],
             userinfo_claims: vec![],
+            prompt_consent: false,
         }
     }
 
@@ -233,6 +271,14 @@ mod tests {
             user_agent: None,
             ip: None,
         }
+    }
+
+    #[test]
+    fn claims_asked_one_by_one_count_as_their_scope_for_consent() {
+        let mut p = pending(Acr::Pwd, None);
+        p.userinfo_claims = vec!["email".into(), "name".into()];
+        p.id_token_claims = vec!["email_verified".into(), "acr".into()];
+        assert_eq!(p.consent_scope(), ["openid", "email", "profile"]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The account security area: two-factor status and setup, recovery codes,
-//! password change, sessions, and the user's recent security events.
+//! password change, sessions, connected apps (consents, revoked in
+//! `consent`), and the user's recent security events.
 //!
 //! Turning 2FA off, renewing recovery codes and changing the password need an
 //! authentication from the last few minutes; an older session is sent through
@@ -52,7 +53,10 @@ impl Signed {
     }
 }
 
-async fn signed_in(state: &LoginState, headers: &HeaderMap) -> Result<Option<Signed>, Response> {
+pub(crate) async fn signed_in(
+    state: &LoginState,
+    headers: &HeaderMap,
+) -> Result<Option<Signed>, Response> {
     let now = state.clock.now();
     let Some(cookie) = cookies::read(headers, session_cookie_name(state.secure_cookies)) else {
         return Ok(None);
@@ -181,9 +185,10 @@ pub(crate) async fn page(
         let sessions = store.sessions().list(user_id, now).await?;
         let events = store.audit().for_user(user_id, 20).await?;
         let passkeys = store.passkeys().list(user_id).await?;
-        Ok::<_, zapini_store::StoreError>((totp, remaining, sessions, events, passkeys))
+        let apps = store.consents().list(user_id).await?;
+        Ok::<_, zapini_store::StoreError>((totp, remaining, sessions, events, passkeys, apps))
     };
-    let (totp, remaining, sessions, events, passkeys) = match loaded.await {
+    let (totp, remaining, sessions, events, passkeys, apps) = match loaded.await {
         Ok(found) => found,
         Err(err) => return unavailable(state, headers, &err),
     };
@@ -230,6 +235,18 @@ pub(crate) async fn page(
         })
         .collect();
 
+    let apps: Vec<_> = apps
+        .iter()
+        .map(|c| {
+            json!({
+                "client_id": c.client_id,
+                "name": c.client_name,
+                "since": format_time(c.granted_at),
+                "scopes": c.scope,
+            })
+        })
+        .collect();
+
     let html = state.templates.page(
         "security.html",
         &lang,
@@ -241,6 +258,7 @@ pub(crate) async fn page(
             sessions => minijinja::Value::from(minijinja::value::Serde(&sessions)),
             events => minijinja::Value::from(minijinja::value::Serde(&events)),
             passkeys => minijinja::Value::from(minijinja::value::Serde(&passkeys)),
+            apps => minijinja::Value::from(minijinja::value::Serde(&apps)),
             fresh => now - signed.session.auth.time <= REAUTH_WINDOW,
             csrf => csrf_for(&signed.cookie),
             methods => signed.session.auth.amr().join(", "),

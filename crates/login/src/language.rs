@@ -99,8 +99,10 @@ fn back_to(headers: &HeaderMap) -> String {
         })
         .filter(|p| {
             let path = p.split('?').next().unwrap_or_default();
-            matches!(path, "/login" | "/login/recovery" | "/account/security")
-                && p.bytes().all(|b| b.is_ascii_graphic())
+            matches!(
+                path,
+                "/login" | "/login/recovery" | "/consent" | "/account/security"
+            ) && p.bytes().all(|b| b.is_ascii_graphic())
         })
         .unwrap_or_else(|| "/account/security".to_owned())
 }

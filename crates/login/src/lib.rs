@@ -5,6 +5,7 @@
 //! people and sends them back to `/authorize/continue`.
 
 pub mod account;
+mod consent;
 mod cookies;
 mod events;
 pub mod i18n;
@@ -65,6 +66,7 @@ pub fn router(state: LoginState) -> Router {
         .route("/login/enroll", post(signin::submit_enroll))
         .route("/login/finish", post(signin::submit_finish))
         .route("/login/passkey", post(passkey_pages::signin_submit))
+        .route("/consent", get(consent::show).post(consent::submit))
         .route(
             "/login/passkey/options",
             post(passkey_pages::signin_options),
@@ -98,6 +100,7 @@ pub fn router(state: LoginState) -> Router {
         )
         .route("/account/security/password", post(account::change_password))
         .route("/account/security/sessions/end", post(account::end_session))
+        .route("/account/security/apps/revoke", post(consent::revoke))
         .route("/logout", post(account::logout))
         .route("/language", post(language::switch))
         .route("/static/{file}", get(templates::asset))

@@ -41,6 +41,7 @@ const PAGES: &[(&str, &str)] = &[
     page!("form_post.html"),
     page!("logout_confirm.html"),
     page!("logged_out.html"),
+    page!("consent.html"),
 ];
 
 const STYLESHEET: &str = include_str!("../../../templates/static/app.css");

@@ -24,9 +24,11 @@ use crate::id_token_hint::{self, IdTokenHint};
 use crate::{OidcState, claims};
 
 mod checks;
+mod consent;
 mod response;
 
 use checks::{check_prompt_display_max_age, granted_scope, max_age, pkce_challenge, response_mode};
+use consent::Consent;
 pub(crate) use response::append_query;
 use response::{ErrorTarget, redirect_error, respond, see_other};
 use zapini_core::form::Params;
@@ -95,7 +97,8 @@ async fn authorize(state: &OidcState, headers: &HeaderMap, params: &Params) -> R
             Ok(response) => response,
             Err(err) => unavailable_page(state, headers, &err),
         },
-        Ok(Decision::SignIn) => save_and_sign_in(state, headers, &pending, now).await,
+        Ok(Decision::SignIn) => save_and_go(state, headers, &pending, "/login", now).await,
+        Ok(Decision::AskConsent) => save_and_go(state, headers, &pending, "/consent", now).await,
         Ok(Decision::Refuse(err)) => redirect_error(state, &target, &err),
         Err(err) => unavailable_page(state, headers, &err),
     }
@@ -107,6 +110,9 @@ enum Decision {
     Issue(SsoSession),
     /// The user must (re)authenticate or step up on the login pages.
     SignIn,
+    /// The session suffices but the user must consent first (OIDC Core
+    /// 3.1.2.4).
+    AskConsent,
     /// Answer the client with an error.
     Refuse(OAuthError),
 }
@@ -152,7 +158,14 @@ async fn decide(
         pending.stale_auth = Some(session.auth.id.clone());
     }
     if session.satisfies(pending) {
-        return Ok(Decision::Issue(session));
+        return Ok(match consent::check(state, pending, &session, now).await? {
+            Consent::Given => Decision::Issue(session),
+            // OIDC Core 3.1.2.6: no page may be shown.
+            Consent::Ask if none => Decision::Refuse(consent::required()),
+            Consent::Ask => Decision::AskConsent,
+            // No answer exists before the request is saved.
+            Consent::Refused => Decision::Refuse(consent::denied()),
+        });
     }
 
     // A phishing-resistant level needs a passkey; a user without one can
@@ -186,10 +199,13 @@ fn unmet() -> OAuthError {
     )
 }
 
-async fn save_and_sign_in(
+/// Saves the request and sends the browser to a login page (`/login` or
+/// `/consent`) that takes it by id.
+async fn save_and_go(
     state: &OidcState,
     headers: &HeaderMap,
     pending: &PendingAuthorization,
+    page: &str,
     now: i64,
 ) -> Response {
     let expires = now + state.tokens.pending_ttl;
@@ -201,7 +217,7 @@ async fn save_and_sign_in(
     {
         return unavailable_page(state, headers, &err);
     }
-    see_other(&format!("/login?authz={}", pending.id))
+    see_other(&format!("{page}?authz={}", pending.id))
 }
 
 /// Stage one: `client_id` and `redirect_uri`, whose errors are shown, not
@@ -320,6 +336,7 @@ fn validate(
         created_at: now,
         id_token_claims: claims.id_token,
         userinfo_claims: claims.userinfo,
+        prompt_consent: params.list("prompt").iter().any(|p| p == "consent"),
     };
     Ok((pending, hint))
 }
@@ -353,8 +370,10 @@ pub(crate) async fn current_session(
 }
 
 /// `/authorize/continue`: where the login pages send the browser once the
-/// user has authenticated. Finishes the pending authorization if the session
-/// now satisfies it, otherwise returns to the login pages.
+/// user has authenticated or answered the consent page. Finishes the
+/// pending authorization if the session now satisfies it and consent is
+/// given, answers `access_denied` if the user refused, and otherwise returns
+/// to the login or consent page.
 pub async fn resume(
     State(state): State<OidcState>,
     headers: HeaderMap,
@@ -400,6 +419,15 @@ pub async fn resume(
             Err(err) => unavailable_page(&state, &headers, &err),
         };
     };
+
+    match consent::check(&state, &pending, &session, now).await {
+        Ok(Consent::Given) => {}
+        Ok(Consent::Ask) => return see_other(&format!("/consent?authz={id}")),
+        Ok(Consent::Refused) => {
+            return refuse_pending(&state, &headers, &id, &consent::denied(), now).await;
+        }
+        Err(err) => return unavailable_page(&state, &headers, &err),
+    }
 
     // Taking the pending authorization is the single-use step: a double
     // submission finishes it once.

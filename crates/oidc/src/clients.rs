@@ -102,6 +102,10 @@ struct ClientFile {
     /// Sign-ins for this client need two factors, whatever the global policy.
     #[serde(default)]
     require_2fa: bool,
+    /// The operator's own app: users are not asked to consent to it, unless
+    /// the request says `prompt=consent` (decision 0010).
+    #[serde(default)]
+    first_party: bool,
     /// The least `acr` of every sign-in for this client: `pwd`, `mfa` or
     /// `phr` (the levels are ordered).
     min_acr: Option<String>,
@@ -155,6 +159,8 @@ pub struct Client {
     pub id_token_alg: String,
     pub access_token_alg: String,
     pub require_2fa: bool,
+    /// Users are not asked to consent unless `prompt=consent` says so.
+    pub first_party: bool,
     /// The least level of its sign-ins: `min_acr`, raised to `mfa` by
     /// `require_2fa`.
     pub min_acr: Acr,
@@ -480,6 +486,7 @@ fn load_file(
         id_token_alg: raw.id_token_signed_response_alg,
         access_token_alg: raw.access_token_signed_response_alg,
         require_2fa: raw.require_2fa,
+        first_party: raw.first_party,
         min_acr,
         post_logout_redirect_uris: raw.post_logout_redirect_uris,
         backchannel_logout_uri: raw.backchannel_logout_uri,

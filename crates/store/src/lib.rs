@@ -5,6 +5,7 @@
 //! live here, only what is stored and how it is read back atomically.
 
 mod audit;
+mod consents;
 mod entity;
 mod ephemeral;
 mod error;
@@ -27,6 +28,7 @@ use zapini_core::Clock;
 use zapini_migrations::{Migrator, MigratorTrait};
 
 pub use audit::Audit;
+pub use consents::{Consent, Consents};
 pub use ephemeral::Ephemeral;
 pub use error::{StoreError, error_count};
 pub use keys::{SigningKeyRow, SigningKeys};
@@ -112,6 +114,10 @@ impl Store {
 
     pub fn refresh_tokens(&self) -> RefreshTokens<'_> {
         RefreshTokens::new(&self.db)
+    }
+
+    pub fn consents(&self) -> Consents<'_> {
+        Consents::new(&self.db)
     }
 
     pub fn audit(&self) -> Audit<'_> {

@@ -166,6 +166,23 @@ impl<'a> RefreshTokens<'a> {
         self.revoke_where(Column::UserId, user_id, now).await
     }
 
+    /// Revokes a user's refresh tokens held by one client (consent revoked).
+    pub async fn revoke_user_client(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let result = Entity::update_many()
+            .col_expr(Column::RevokedAt, Expr::value(now))
+            .filter(Column::UserId.eq(user_id))
+            .filter(Column::ClientId.eq(client_id))
+            .filter(Column::RevokedAt.is_null())
+            .exec(self.db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
     /// Revokes the refresh tokens that came from one SSO session (sign-out).
     pub async fn revoke_sid(&self, sid: &str, now: i64) -> Result<u64, StoreError> {
         self.revoke_where(Column::Sid, sid, now).await
@@ -274,6 +291,16 @@ mod tests {
         assert_eq!(tokens.revoke_sid("s1", 30).await.unwrap(), 1);
         assert!(!tokens.find("a").await.unwrap().unwrap().is_active(31));
         assert!(tokens.find("b").await.unwrap().unwrap().is_active(31));
+
+        let mut other_client = token("fd", "u1", "s4");
+        other_client.client_id = "other".into();
+        tokens.insert("d", &other_client).await.unwrap();
+        assert_eq!(
+            tokens.revoke_user_client("u1", "other", 35).await.unwrap(),
+            1
+        );
+        assert!(!tokens.find("d").await.unwrap().unwrap().is_active(36));
+        assert!(tokens.find("b").await.unwrap().unwrap().is_active(36));
 
         assert_eq!(tokens.revoke_user("u1", 40).await.unwrap(), 1);
         assert!(!tokens.find("b").await.unwrap().unwrap().is_active(41));

@@ -111,6 +111,7 @@ fn client_with(uris: &[&str]) -> Client {
         id_token_alg: "RS256".into(),
         access_token_alg: "RS256".into(),
         require_2fa: false,
+        first_party: false,
         min_acr: zapini_core::Acr::Pwd,
         post_logout_redirect_uris: vec!["https://app.example/bye".into()],
         backchannel_logout_uri: None,
@@ -411,4 +412,20 @@ fn min_acr_is_a_known_level_and_require_2fa_raises_it_to_mfa() {
     );
     let errors = ClientRegistry::load_dir(&bad, &no_env).unwrap_err().0;
     assert_eq!(errors[0].field, "min_acr");
+}
+
+#[test]
+fn clients_are_third_party_unless_the_file_says_first_party() {
+    let dir = tempdir("first-party");
+    let base =
+        "redirect_uris = [\"https://a.example/cb\"]\ntoken_endpoint_auth_method = \"none\"\n";
+    write(&dir, "a.toml", &format!("client_id = \"a\"\n{base}"));
+    write(
+        &dir,
+        "b.toml",
+        &format!("client_id = \"b\"\n{base}first_party = true\n"),
+    );
+    let registry = ClientRegistry::load_dir(&dir, &no_env).unwrap();
+    assert!(!registry.get("a").unwrap().first_party);
+    assert!(registry.get("b").unwrap().first_party);
 }

@@ -1,6 +1,7 @@
 //! sea-orm entities, one module per table.
 
 pub mod audit_event;
+pub mod consent;
 pub mod ephemeral;
 pub mod passkey;
 pub mod recovery_code;
