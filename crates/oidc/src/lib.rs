@@ -19,6 +19,7 @@ pub mod id_token_hint;
 pub mod introspection;
 pub mod jwks;
 pub mod keys;
+pub mod live;
 mod refresh;
 pub mod revocation;
 pub mod token;
@@ -35,6 +36,7 @@ use zapini_store::Store;
 
 pub use clients::{Client, ClientRegistry};
 pub use keys::KeyRing;
+pub use live::LiveState;
 
 /// Lifetimes of what the server issues, in seconds.
 #[derive(Debug, Clone)]
@@ -63,6 +65,18 @@ impl Default for TokenSettings {
     }
 }
 
+impl TokenSettings {
+    /// How long a retired signing key stays published: the longest lifetime
+    /// of a JWT it signed (ID, access or logout token; refresh tokens are
+    /// opaque), plus the leeway relying parties give for clock skew.
+    pub fn key_retention(&self) -> i64 {
+        self.id_token_ttl
+            .max(self.access_token_ttl)
+            .max(backchannel::LOGOUT_TOKEN_TTL)
+            + keys::EXPIRY_LEEWAY
+    }
+}
+
 /// What the protocol endpoints share.
 #[derive(Clone)]
 pub struct OidcState {
@@ -88,8 +102,8 @@ impl OidcState {
     }
 }
 
-/// The protocol routes.
-pub fn router(state: OidcState) -> Router {
+/// The protocol routes; each request sees the state in force when it came.
+pub fn router(state: LiveState) -> Router {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery::handler))
         .route("/jwks", get(jwks::handler))

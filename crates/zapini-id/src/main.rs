@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod metrics;
+mod reload;
 mod secret;
 mod server;
 
@@ -46,6 +47,9 @@ enum Command {
     /// The security log.
     #[command(subcommand)]
     Audit(cli::AuditCommand),
+    /// Rotate and list the signing keys.
+    #[command(subcommand)]
+    Keys(cli::KeysCommand),
     /// Check the settings file and every client file.
     #[command(subcommand)]
     Config(cli::ConfigCommand),
@@ -74,6 +78,7 @@ fn main() -> std::process::ExitCode {
             Command::Users(cmd) => cli::users(&args.config, explicit, cmd).await,
             Command::Clients(cmd) => cli::clients(&args.config, explicit, cmd),
             Command::Audit(cmd) => cli::audit(&args.config, explicit, cmd).await,
+            Command::Keys(cmd) => cli::keys(&args.config, explicit, cmd).await,
             Command::Config(cli::ConfigCommand::Check) => cli::config_check(&args.config, explicit),
         }
     });
