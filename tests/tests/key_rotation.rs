@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use openidconnect::TokenResponse;
+use zapini_id_tests::backing::Backing;
 use zapini_id_tests::rp::{Request, code_flow, discover};
 use zapini_id_tests::totp::ServerClock;
 use zapini_id_tests::{Browser, ClientSpec, SECRET, Server, http};
@@ -268,47 +269,90 @@ async fn access_token_kid(server: &Server, client_id: &str) -> String {
     kid_of(token)
 }
 
+/// A client that can ask for tokens for itself.
+fn service() -> ClientSpec {
+    ClientSpec::confidential("svc")
+        .with_extra("grant_types = [\"authorization_code\", \"client_credentials\"]\n")
+}
+
+/// The test clock of an instance started now: where the first instance's
+/// clock has got to (rounded up), as synchronised clocks would be.
+fn clock_env(clock: &ServerClock, first: bool) -> String {
+    if first {
+        clock.start().to_string()
+    } else {
+        (clock.now() + 1).to_string()
+    }
+}
+
+/// Rotates from A's command line and checks that A and B publish the same
+/// keys and sign with the same one before and after activation.
+async fn instances_agree_across_a_rotation(a: &Server, b: &Server, clock: &mut ServerClock) {
+    assert_eq!(jwks_kids(a).await, jwks_kids(b).await);
+    let old = access_token_kid(a, "svc").await;
+    assert_eq!(access_token_kid(b, "svc").await, old);
+
+    // B learns of the new keys by polling.
+    keys(a, clock, "rotate");
+    let published = wait_for_key_count(b, 6).await;
+    assert_eq!(wait_for_key_count(a, 6).await, published);
+    assert_eq!(access_token_kid(a, "svc").await, old);
+    assert_eq!(access_token_kid(b, "svc").await, old);
+
+    for _ in 0..3 {
+        advance(clock, &[a, b]);
+    }
+    let new = access_token_kid(a, "svc").await;
+    assert_ne!(new, old);
+    assert!(published.contains(&new));
+    assert_eq!(access_token_kid(b, "svc").await, new);
+    assert_eq!(jwks_kids(a).await, jwks_kids(b).await);
+}
+
 #[tokio::test]
-async fn two_instances_on_one_database_agree_on_the_signing_key() {
+async fn two_instances_on_one_sqlite_file_agree_on_the_signing_key() {
     let mut clock = ServerClock::new();
-    let spec = ClientSpec::confidential("svc")
-        .with_extra("grant_types = [\"authorization_code\", \"client_credentials\"]\n");
+    let spec = service();
     let ports = [free_port(), free_port()];
     let issuer = format!("http://localhost:{}", ports[0]);
     let shared_dir = std::env::temp_dir().join(format!("zid-two-{}", std::process::id()));
     std::fs::create_dir_all(&shared_dir).unwrap();
     let database = format!("sqlite://{}/shared.db?mode=rwc", shared_dir.display());
-    // Each instance's test clock starts when it starts; B's is set to where
-    // A's has got to (rounded up), as synchronised clocks would be.
     let specs = std::slice::from_ref(&spec);
-    let start = clock.start().to_string();
-    let env = [("ZAPINI_ID_TEST_CLOCK_START", start.as_str())];
-    let a = Server::start_on_database(specs, &settings(), &database, &issuer, ports[0], &env);
-    let start = (clock.now() + 1).to_string();
-    let env = [("ZAPINI_ID_TEST_CLOCK_START", start.as_str())];
-    let b = Server::start_on_database(specs, &settings(), &database, &issuer, ports[1], &env);
-    assert_eq!(jwks_kids(&a).await, jwks_kids(&b).await);
-    let old = access_token_kid(&a, "svc").await;
-    assert_eq!(access_token_kid(&b, "svc").await, old);
+    let start = |first| {
+        let at = clock_env(&clock, first);
+        let env = [("ZAPINI_ID_TEST_CLOCK_START", at.as_str())];
+        let port = ports[usize::from(!first)];
+        Server::start_on_database(specs, &settings(), &database, &issuer, port, &env)
+    };
+    let a = start(true);
+    let b = start(false);
 
-    // Rotated from A's command line; B learns of it by polling.
-    keys(&a, &clock, "rotate");
-    let published = wait_for_key_count(&b, 6).await;
-    assert_eq!(wait_for_key_count(&a, 6).await, published);
-    assert_eq!(access_token_kid(&a, "svc").await, old);
-    assert_eq!(access_token_kid(&b, "svc").await, old);
-
-    for _ in 0..3 {
-        advance(&mut clock, &[&a, &b]);
-    }
-    let new = access_token_kid(&a, "svc").await;
-    assert_ne!(new, old);
-    assert!(published.contains(&new));
-    assert_eq!(access_token_kid(&b, "svc").await, new);
-    assert_eq!(jwks_kids(&a).await, jwks_kids(&b).await);
-
+    instances_agree_across_a_rotation(&a, &b, &mut clock).await;
     drop((a, b));
     std::fs::remove_dir_all(shared_dir).unwrap();
+}
+
+#[tokio::test]
+async fn two_instances_on_postgresql_agree_on_the_signing_key() {
+    let Some(backing) = Backing::start() else {
+        return;
+    };
+    let mut clock = ServerClock::new();
+    let spec = service();
+    let ports = [free_port(), free_port()];
+    let shared = backing.shared(&format!("http://localhost:{}", ports[0]));
+    let specs = std::slice::from_ref(&spec);
+    let start = |first| {
+        let at = clock_env(&clock, first);
+        let env = [("ZAPINI_ID_TEST_CLOCK_START", at.as_str())];
+        let port = ports[usize::from(!first)];
+        Server::start_scaled(specs, &settings(), &shared, port, &env)
+    };
+    let a = start(true);
+    let b = start(false);
+
+    instances_agree_across_a_rotation(&a, &b, &mut clock).await;
 }
 
 fn free_port() -> u16 {
