@@ -138,3 +138,25 @@ async fn polling_picks_up_a_new_client_file_without_a_signal() {
     }
     assert!(!server.log().contains("SIGHUP"));
 }
+
+#[tokio::test]
+async fn a_broken_settings_file_is_logged_and_nothing_changes() {
+    let server = Server::start(&[ClientSpec::confidential("app")], SIGNAL_ONLY);
+    let late = ClientSpec::confidential("late");
+    write_client(&server, &late);
+    let settings = server.dir.join("zapini-id.toml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(&settings, format!("listn = \"x\"\n{text}")).unwrap();
+    server.hangup();
+    wait_for_log(&server, "reload refused");
+
+    let log = server.log();
+    assert!(
+        log.contains("settings not reloaded") && log.contains("listn"),
+        "{log}"
+    );
+    assert!(!is_known(authorize_status(&server, &late).await));
+    assert!(is_known(
+        authorize_status(&server, &ClientSpec::confidential("app")).await
+    ));
+}

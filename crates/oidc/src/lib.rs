@@ -2,7 +2,8 @@
 //!
 //! Protocol endpoints (discovery, JWKS, authorize, token, userinfo,
 //! revocation, introspection, end_session), client authentication, the client registry
-//! loaded from files, and signing keys. People-facing pages
+//! loaded from files, and signing keys; both of the last are replaced whole
+//! on reload (`live`). People-facing pages
 //! live in the `login` crate; this crate only sends browsers there and takes
 //! them back at `/authorize/continue`.
 
