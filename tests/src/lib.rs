@@ -109,7 +109,8 @@ impl ClientSpec {
         self
     }
 
-    fn toml(&self) -> String {
+    /// The client file.
+    pub fn toml(&self) -> String {
         let secret = if self.auth_method.starts_with("client_secret") {
             "client_secret_env = \"TEST_CLIENT_SECRET\"\n".to_owned()
         } else {
@@ -207,6 +208,33 @@ impl Server {
             &format!("{extra_config}\n[login]\nrequire_2fa = false\n"),
             &env,
             Some((shared, port)),
+        )
+    }
+
+    /// Starts one of several instances on one database URL (a SQLite file
+    /// shared by the processes, with the ephemeral state in it), all with
+    /// the issuer `issuer` and [`MASTER_SECRET`]; two-factor relaxed as in
+    /// [`Server::start`]. `env` adds variables (a test clock).
+    pub fn start_on_database(
+        clients: &[ClientSpec],
+        extra_config: &str,
+        database_url: &str,
+        issuer: &str,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let shared = Shared {
+            database_url: database_url.to_owned(),
+            redis_url: String::new(),
+            issuer: issuer.to_owned(),
+        };
+        let mut env = env.to_vec();
+        env.push(("ZAPINI_ID_SECRET", MASTER_SECRET));
+        Self::launch_with(
+            clients,
+            &format!("{extra_config}\n[login]\nrequire_2fa = false\n"),
+            &env,
+            Some((&shared, port)),
         )
     }
 
@@ -315,6 +343,20 @@ impl Server {
         self.child.id()
     }
 
+    /// Sends SIGHUP to this server (the child process this harness started).
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// The path of this server's client folder.
+    pub fn clients_dir(&self) -> PathBuf {
+        self.dir.join("clients")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
@@ -331,6 +373,17 @@ impl Server {
 
     /// Runs a `zapini-id` subcommand against this server's configuration.
     pub fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        self.cli_with_env(args, stdin, &[])
+    }
+
+    /// Like [`Server::cli`], with more variables (they win over the
+    /// server's own, e.g. a test clock moved ahead).
+    pub fn cli_with_env(
+        &self,
+        args: &[&str],
+        stdin: &str,
+        env: &[(&str, &str)],
+    ) -> std::process::Output {
         use std::io::Write;
         let mut child = Command::new(binary())
             .args(args)
@@ -338,6 +391,7 @@ impl Server {
             .arg(&self.config)
             .env("TEST_CLIENT_SECRET", SECRET)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

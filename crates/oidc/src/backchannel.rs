@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 use zapini_core::crypto::random_token;
 use zapini_core::flow::{SessionEnded, SsoSession};
 
-use crate::OidcState;
 use crate::clients::Client;
+use crate::{LiveState, OidcState};
 
 /// Section 2.4: the event member of a logout token.
 pub const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -21,20 +21,24 @@ const SESSION_CLIENTS: &str = "session_clients";
 /// How many times a delivery is tried; the waits between are 1, 2, 4, 8 s.
 const ATTEMPTS: u32 = 5;
 
+/// How long a logout token is valid, in seconds.
+pub const LOGOUT_TOKEN_TTL: i64 = 120;
+
 /// Notifies the clients of sessions signed out on the login pages.
 pub struct Notifier {
-    state: OidcState,
+    state: LiveState,
 }
 
 impl Notifier {
-    pub fn new(state: OidcState) -> Self {
+    pub fn new(state: LiveState) -> Self {
         Self { state }
     }
 }
 
 impl SessionEnded for Notifier {
     fn session_ended(&self, sid: &str, user_id: &str, now: i64) {
-        let state = self.state.clone();
+        // The clients and keys in force now, not those of start-up.
+        let state = self.state.snapshot();
         let (sid, user_id) = (sid.to_owned(), user_id.to_owned());
         tokio::spawn(async move { notify(&state, &sid, &user_id, now).await });
     }
@@ -106,7 +110,7 @@ fn logout_token(
         "iss": state.issuer,
         "aud": client.client_id,
         "iat": now,
-        "exp": now + 120,
+        "exp": now + LOGOUT_TOKEN_TTL,
         "jti": jti.expose(),
         "sub": user_id,
         "sid": sid,

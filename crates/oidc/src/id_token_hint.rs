@@ -31,7 +31,7 @@ pub fn verify(state: &OidcState, token: &str) -> Option<IdTokenHint> {
     if token.len() > MAX_HINT_LEN {
         return None;
     }
-    let (typ, claims) = state.keys.verify(token).ok()?;
+    let (typ, claims) = state.keys.verify(token, state.clock.now()).ok()?;
     if typ.is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
         return None;
     }

@@ -7,14 +7,18 @@ use axum::response::{IntoResponse, Response};
 
 use crate::OidcState;
 
+/// How long relying parties may cache the JWKS, in seconds. A rotated key
+/// starts to sign only after `key_activation_delay`, which the settings
+/// check keeps longer than this plus the reload interval.
+pub const MAX_AGE: i64 = 300;
+
 pub async fn handler(State(state): State<OidcState>) -> Response {
-    let mut response = Json(state.keys.jwks()).into_response();
+    let mut response = Json(state.keys.jwks(state.clock.now())).into_response();
     let headers = response.headers_mut();
-    // Five minutes: key rotation waits longer than this before signing with
-    // a newly published key.
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
+        HeaderValue::from_str(&format!("public, max-age={MAX_AGE}"))
+            .unwrap_or(HeaderValue::from_static("no-cache")),
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,

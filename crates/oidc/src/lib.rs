@@ -2,7 +2,8 @@
 //!
 //! Protocol endpoints (discovery, JWKS, authorize, token, userinfo,
 //! revocation, introspection, end_session), client authentication, the client registry
-//! loaded from files, and signing keys. People-facing pages
+//! loaded from files, and signing keys; both of the last are replaced whole
+//! on reload (`live`). People-facing pages
 //! live in the `login` crate; this crate only sends browsers there and takes
 //! them back at `/authorize/continue`.
 
@@ -19,6 +20,7 @@ pub mod id_token_hint;
 pub mod introspection;
 pub mod jwks;
 pub mod keys;
+pub mod live;
 mod refresh;
 pub mod remote_jwks;
 pub mod revocation;
@@ -36,6 +38,7 @@ use zapini_store::Store;
 
 pub use clients::{Client, ClientRegistry};
 pub use keys::KeyRing;
+pub use live::LiveState;
 
 /// Lifetimes of what the server issues, in seconds.
 #[derive(Debug, Clone)]
@@ -61,6 +64,18 @@ impl Default for TokenSettings {
             pending_ttl: 1800,
             refresh_token_ttl: 30 * 24 * 3600,
         }
+    }
+}
+
+impl TokenSettings {
+    /// How long a retired signing key stays published: the longest lifetime
+    /// of a JWT it signed (ID, access or logout token; refresh tokens are
+    /// opaque), plus the leeway relying parties give for clock skew.
+    pub fn key_retention(&self) -> i64 {
+        self.id_token_ttl
+            .max(self.access_token_ttl)
+            .max(backchannel::LOGOUT_TOKEN_TTL)
+            + keys::EXPIRY_LEEWAY
     }
 }
 
@@ -95,8 +110,8 @@ impl OidcState {
     }
 }
 
-/// The protocol routes.
-pub fn router(state: OidcState) -> Router {
+/// The protocol routes; each request sees the state in force when it came.
+pub fn router(state: LiveState) -> Router {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery::handler))
         .route("/jwks", get(jwks::handler))

@@ -155,7 +155,7 @@ pub struct AccessToken {
 /// at+jwt` (RFC 9068 4) and our issuer. Expiry and revocation are not
 /// checked here.
 pub fn signed_access_token(state: &OidcState, token: &str) -> Option<Map<String, Value>> {
-    let (typ, claims) = state.keys.verify(token).ok()?;
+    let (typ, claims) = state.keys.verify(token, state.clock.now()).ok()?;
     if !typ.is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")) {
         return None;
     }

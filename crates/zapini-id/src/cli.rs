@@ -1,4 +1,4 @@
-//! The operator's commands: migrations, users, clients.
+//! The operator's commands: migrations, users, clients, signing keys.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -12,7 +12,8 @@ use zapini_login::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use zapini_store::NewUser;
 
 use crate::config::Config;
-use crate::server::{load_clients, open_store};
+use crate::reload::{CheckFailed, load_checked};
+use crate::server::{command_clock, load_clients, open_store};
 
 #[derive(Subcommand)]
 pub enum UsersCommand {
@@ -54,6 +55,15 @@ pub enum UsersCommand {
         #[arg(long)]
         email: String,
     },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create the next signing key of every algorithm: published at once,
+    /// signing after `key_activation_delay`; the current keys retire then.
+    Rotate,
+    /// List the signing keys: kid, algorithm, state and times (UTC).
+    List,
 }
 
 #[derive(Subcommand)]
@@ -313,23 +323,12 @@ pub fn clients(path: &Path, explicit: bool, cmd: ClientsCommand) -> anyhow::Resu
     Ok(())
 }
 
-/// `zapini-id config check`: the same checks as start-up, all problems at
-/// once.
+/// `zapini-id config check`: the same checks as start-up and reload, all
+/// problems at once.
 pub fn config_check(path: &Path, explicit: bool) -> anyhow::Result<()> {
-    let config = match Config::load(path, explicit) {
-        Ok(config) => config,
-        Err(err) => {
-            // Client files are read only with valid settings (they name the
-            // folder), so stop here.
-            println!("{err:#}");
-            bail!("the settings have problems; fix them and check again");
-        }
-    };
-    println!("{}: OK", path.display());
-    match zapini_oidc::ClientRegistry::load_dir(&config.clients_dir, &|name| {
-        std::env::var(name).ok()
-    }) {
-        Ok(registry) => {
+    match load_checked(path, explicit) {
+        Ok((config, registry)) => {
+            println!("{}: OK", path.display());
             println!(
                 "{}: {} client(s) OK",
                 config.clients_dir.display(),
@@ -337,11 +336,96 @@ pub fn config_check(path: &Path, explicit: bool) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Err(errors) => {
+        Err(CheckFailed::Settings(err)) => {
+            // Client files are read only with valid settings (they name the
+            // folder), so stop here.
+            println!("{err:#}");
+            bail!("the settings have problems; fix them and check again");
+        }
+        Err(CheckFailed::Clients(errors)) => {
+            println!("{}: OK", path.display());
             for problem in &errors.0 {
                 println!("{problem}");
             }
             bail!("{} problem(s) in client files", errors.0.len())
         }
     }
+}
+
+/// `zapini-id keys rotate | list`, against the configured database while
+/// instances run. The master secret must be the servers' one: the stored
+/// keys are unsealed first, so a wrong secret stops here instead of sealing
+/// keys no instance can read.
+pub async fn keys(path: &Path, explicit: bool, cmd: KeysCommand) -> anyhow::Result<()> {
+    let config = Config::load(path, explicit)?;
+    let now = command_clock().now();
+    let retention = config.token_settings().key_retention();
+    let store = open_store(&config).await?;
+    let sealer = zapini_core::crypto::Sealer::from_master_secret(&crate::secret::load(&config)?);
+    zapini_oidc::KeyRing::load_or_create(&store, &sealer, now, retention)
+        .await
+        .context("reading the stored signing keys")?;
+
+    match cmd {
+        KeysCommand::Rotate => {
+            let delay = config.key_activation_delay;
+            let rotated = match zapini_oidc::keys::rotate(&store, &sealer, now, delay).await {
+                Err(zapini_oidc::keys::KeyError::AlreadyWaiting {
+                    alg,
+                    kid,
+                    activates_at,
+                }) => bail!(
+                    "{alg} key {kid} of an earlier rotation signs only from {}; \
+                     rotate again after that",
+                    utc(activates_at)
+                ),
+                other => other?,
+            };
+            for key in rotated {
+                println!(
+                    "{}\t{}\tpublished now, signs from {}",
+                    key.alg,
+                    key.kid,
+                    utc(key.activates_at)
+                );
+            }
+            println!(
+                "running instances publish the new keys within reload_interval ({} s), \
+                 or at once on SIGHUP",
+                config.reload_interval
+            );
+        }
+        KeysCommand::List => {
+            println!("kid\talg\tstate\tcreated\tactivates\tretires\tunpublished");
+            for row in store.signing_keys().all().await? {
+                let state = zapini_oidc::keys::KeyState::of(
+                    row.active_from,
+                    row.retired_at,
+                    now,
+                    retention,
+                );
+                let retires = row.retired_at.map_or("-".to_owned(), utc);
+                let gone = row
+                    .retired_at
+                    .map_or("-".to_owned(), |at| utc(at.saturating_add(retention)));
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{retires}\t{gone}",
+                    row.kid,
+                    row.alg,
+                    state.as_str(),
+                    utc(row.created_at),
+                    utc(row.active_from),
+                );
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// A Unix time as RFC 3339 in UTC, to the second.
+fn utc(t: i64) -> String {
+    let (year, month, day, hour, minute) = zapini_login::i18n::civil(t);
+    let second = t.rem_euclid(60);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
 }

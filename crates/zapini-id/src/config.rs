@@ -77,6 +77,12 @@ pub struct Config {
     /// whose `X-Forwarded-For` gives the client's address. Empty: the
     /// header is ignored and the TCP peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// Seconds between publishing a rotated signing key and signing with it;
+    /// longer than relying parties cache the JWKS.
+    pub key_activation_delay: i64,
+    /// Seconds between two looks for changed signing keys and client files
+    /// (SIGHUP looks at once).
+    pub reload_interval: i64,
     pub tokens: Tokens,
     pub session: Session,
     pub password: Password,
@@ -154,6 +160,8 @@ impl Default for Config {
             logo_file: None,
             log_format: "text".into(),
             trusted_proxies: Vec::new(),
+            key_activation_delay: DAY,
+            reload_interval: 30,
             tokens: Tokens::default(),
             session: Session::default(),
             password: Password::default(),
@@ -326,6 +334,7 @@ impl Config {
                     .to_owned(),
             );
         }
+        found.extend(self.reload_problems());
         if !matches!(self.log_format.as_str(), "text" | "json") {
             found.push("log_format: must be \"text\" or \"json\"".to_owned());
         }
@@ -345,6 +354,28 @@ impl Config {
             .map(zapini_login::templates::read_logo)
         {
             found.push(format!("logo_file: {e}"));
+        }
+        found
+    }
+
+    /// A rotated key must be in every instance's JWKS, and in every relying
+    /// party's copy that honours `Cache-Control`, before it signs.
+    fn reload_problems(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        if !(1..=3600).contains(&self.reload_interval) {
+            found.push(format!(
+                "reload_interval: must be 1 to 3600 seconds, got {}",
+                self.reload_interval
+            ));
+        }
+        let least = zapini_oidc::jwks::MAX_AGE + self.reload_interval.clamp(1, 3600);
+        if !(least..=30 * DAY).contains(&self.key_activation_delay) {
+            found.push(format!(
+                "key_activation_delay: must be {least} seconds (the JWKS max-age of {} plus \
+                 reload_interval) to 30 days, got {}",
+                zapini_oidc::jwks::MAX_AGE,
+                self.key_activation_delay
+            ));
         }
         found
     }
@@ -384,6 +415,17 @@ impl Config {
             .map(|entry| Cidr::parse(entry).map_err(|e| anyhow::anyhow!("trusted_proxies: {e}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(TrustedProxies::new(blocks))
+    }
+
+    /// The lifetimes of what the server issues.
+    pub fn token_settings(&self) -> zapini_oidc::TokenSettings {
+        zapini_oidc::TokenSettings {
+            code_ttl: self.tokens.code_ttl,
+            access_token_ttl: self.tokens.access_token_ttl,
+            id_token_ttl: self.tokens.id_token_ttl,
+            refresh_token_ttl: self.tokens.refresh_token_ttl,
+            ..zapini_oidc::TokenSettings::default()
+        }
     }
 
     pub fn password_policy(&self) -> zapini_login::PasswordPolicy {
@@ -499,6 +541,9 @@ mod tests {
             "issuer = \"https://a b c\"",
             "[session]\nttl = 9223372036854775807",
             "[tokens]\naccess_token_ttl = 9223372036854775807",
+            "key_activation_delay = 300",
+            "reload_interval = 0",
+            "reload_interval = 600\nkey_activation_delay = 600",
         ] {
             assert!(Config::from_parts(bad, vars(&[]), "f").is_err(), "{bad}");
         }

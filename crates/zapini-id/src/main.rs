@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod metrics;
 mod proxies;
+mod reload;
 mod secret;
 mod server;
 
@@ -47,6 +48,9 @@ enum Command {
     /// The security log.
     #[command(subcommand)]
     Audit(cli::AuditCommand),
+    /// Rotate and list the signing keys.
+    #[command(subcommand)]
+    Keys(cli::KeysCommand),
     /// Check the settings file and every client file.
     #[command(subcommand)]
     Config(cli::ConfigCommand),
@@ -75,6 +79,7 @@ fn main() -> std::process::ExitCode {
             Command::Users(cmd) => cli::users(&args.config, explicit, cmd).await,
             Command::Clients(cmd) => cli::clients(&args.config, explicit, cmd),
             Command::Audit(cmd) => cli::audit(&args.config, explicit, cmd).await,
+            Command::Keys(cmd) => cli::keys(&args.config, explicit, cmd).await,
             Command::Config(cli::ConfigCommand::Check) => cli::config_check(&args.config, explicit),
         }
     });

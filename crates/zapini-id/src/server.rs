@@ -21,12 +21,13 @@ use zapini_core::crypto::Sealer;
 use zapini_core::metrics::Counters;
 use zapini_core::{ClientAddress, Clock, SystemClock};
 use zapini_login::{LoginState, PasswordHasher, Templates};
-use zapini_oidc::{ClientRegistry, KeyRing, OidcState, TokenSettings};
+use zapini_oidc::{ClientRegistry, KeyRing, LiveState, OidcState};
 use zapini_store::Store;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::proxies::TrustedProxies;
+use crate::reload::{Reloader, Sources};
 
 /// Largest request body accepted; sign-in forms and token requests are tiny.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -111,18 +112,39 @@ pub fn load_clients(config: &Config) -> anyhow::Result<ClientRegistry> {
         .map_err(|errors| anyhow::anyhow!("invalid client configuration:\n{errors}"))
 }
 
-/// The system clock. Debug builds (those the test suite runs) honour
-/// `ZAPINI_ID_TEST_CLOCK_START`, a Unix time the clock starts from; such a
-/// clock also moves ten minutes ahead on each SIGUSR1, so tests of skew,
-/// expiry and re-authentication need not sleep. Release builds ignore both.
+/// The offset of the test clock: debug builds (those the test suite runs)
+/// honour `ZAPINI_ID_TEST_CLOCK_START`, a Unix time the clock starts from.
+/// Release builds ignore it.
+#[cfg(debug_assertions)]
+fn test_clock_offset() -> Option<i64> {
+    let start = std::env::var("ZAPINI_ID_TEST_CLOCK_START")
+        .ok()?
+        .parse::<i64>()
+        .ok()?;
+    Some(start - SystemClock::default().now())
+}
+
+#[cfg(not(debug_assertions))]
+fn test_clock_offset() -> Option<i64> {
+    None
+}
+
+/// The clock of a command-line tool: the system clock, or in debug builds
+/// the test clock, so that tests can run commands at the server's time.
+pub fn command_clock() -> SystemClock {
+    SystemClock::with_offset(test_clock_offset().unwrap_or(0))
+}
+
+/// The system clock. A test clock (see [`test_clock_offset`]) also moves
+/// ten minutes ahead on each SIGUSR1, so tests of skew, expiry and
+/// re-authentication need not sleep.
 fn clock() -> Arc<SystemClock> {
     #[cfg(all(debug_assertions, unix))]
-    if let Some(start) = std::env::var("ZAPINI_ID_TEST_CLOCK_START")
-        .ok()
-        .and_then(|v| v.parse::<i64>().ok())
-    {
-        let offset = start - SystemClock::default().now();
-        tracing::warn!(start, "test clock in use: this build is not for production");
+    if let Some(offset) = test_clock_offset() {
+        tracing::warn!(
+            offset,
+            "test clock in use: this build is not for production"
+        );
         let clock = Arc::new(SystemClock::with_offset(offset));
         let advanced = clock.clone();
         tokio::spawn(async move {
@@ -150,7 +172,9 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = clock();
     let store = open_store_with_clock(&config, clock.clone()).await?;
     let sealer = Sealer::from_master_secret(&master);
-    let keys = KeyRing::load_or_create(&store, &sealer, clock.now()).await?;
+    let tokens = config.token_settings();
+    let keys =
+        KeyRing::load_or_create(&store, &sealer, clock.now(), tokens.key_retention()).await?;
 
     let mut templates = Templates::new(config.templates_dir.as_deref(), &config.product_name)?;
     if let Some(logo) = &config.logo_file {
@@ -172,13 +196,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         keys: Arc::new(keys),
         clock: clock.clone(),
         pages: templates.clone(),
-        tokens: TokenSettings {
-            code_ttl: config.tokens.code_ttl,
-            access_token_ttl: config.tokens.access_token_ttl,
-            id_token_ttl: config.tokens.id_token_ttl,
-            refresh_token_ttl: config.tokens.refresh_token_ttl,
-            ..TokenSettings::default()
-        },
+        tokens,
         secure_cookies,
         require_2fa: config.login.require_2fa,
         ui_locales: templates.catalog().languages().map(str::to_owned).collect(),
@@ -186,6 +204,8 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         http,
         counters: counters.clone(),
     };
+    let client_count = oidc.clients.len();
+    let live = LiveState::new(oidc);
     let login = LoginState {
         store: store.clone(),
         clock: clock.clone(),
@@ -193,7 +213,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         hasher,
         secure_cookies,
         session_ttl: config.session.ttl,
-        sealer,
+        sealer: sealer.clone(),
         require_2fa: config.login.require_2fa,
         webauthn: Arc::new(
             config
@@ -201,13 +221,23 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
                 .relying_party()
                 .map_err(anyhow::Error::msg)?,
         ),
-        session_ended: Arc::new(zapini_oidc::backchannel::Notifier::new(oidc.clone())),
+        session_ended: Arc::new(zapini_oidc::backchannel::Notifier::new(live.clone())),
         counters: counters.clone(),
     };
-    let client_count = oidc.clients.len();
     let proxies = config.trusted_proxies()?;
     let metrics = Metrics::new(counters);
-    let app = app(oidc, login, store.clone(), templates, metrics, proxies);
+    let reloader = Reloader::new(
+        Sources {
+            path: config_path.to_owned(),
+            explicit,
+            store: store.clone(),
+            sealer,
+            clock: clock.clone(),
+        },
+        &config,
+        live.clone(),
+    );
+    let app = app(live, login, store.clone(), templates, metrics, proxies);
 
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -230,6 +260,9 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
     }
 
     tokio::spawn(purge_expired(store.clone(), clock));
+    tokio::spawn(reloader.run(Duration::from_secs(
+        config.reload_interval.clamp(1, 3600) as u64
+    )));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -244,7 +277,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
 /// The whole application: protocol and login routes, health, and the
 /// middleware every response goes through.
 fn app(
-    oidc: OidcState,
+    oidc: LiveState,
     login: LoginState,
     store: Store,
     templates: Arc<Templates>,
