@@ -5,6 +5,7 @@
 //! live here, only what is stored and how it is read back atomically.
 
 mod audit;
+mod bulk;
 mod entity;
 mod ephemeral;
 mod error;
@@ -27,6 +28,7 @@ use zapini_core::Clock;
 use zapini_migrations::{Migrator, MigratorTrait};
 
 pub use audit::Audit;
+pub use bulk::{Bulk, SeedUser};
 pub use ephemeral::Ephemeral;
 pub use error::{StoreError, error_count};
 pub use keys::{SigningKeyRow, SigningKeys};
@@ -112,6 +114,11 @@ impl Store {
 
     pub fn refresh_tokens(&self) -> RefreshTokens<'_> {
         RefreshTokens::new(&self.db)
+    }
+
+    /// Bulk loading for capacity tests.
+    pub fn bulk(&self) -> Bulk<'_> {
+        Bulk::new(&self.db)
     }
 
     pub fn audit(&self) -> Audit<'_> {
