@@ -26,5 +26,9 @@ function request()
 end
 
 function response(status)
+  -- The request sent after the share ran out is not counted.
+  if exhausted > 0 and status ~= good_status then
+    return
+  end
   count(status)
 end

@@ -1,6 +1,7 @@
 -- grant_type=refresh_token with rotation: every request spends a refresh
 -- token that was never used. Each thread starts from its share of the
--- tokens in BENCH_POOL (one per connection, obtained by exchanging codes)
+-- tokens in BENCH_POOL (obtained by exchanging codes; more than one per
+-- connection, so that a chain that breaks is replaced)
 -- and then spends the token each answer returns, so a chain runs per
 -- connection. A failed answer ends its chain; the thread then has one
 -- token fewer and counts the shortfall as `exhausted`.
