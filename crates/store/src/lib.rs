@@ -6,6 +6,7 @@
 
 mod audit;
 mod consents;
+mod bulk;
 mod entity;
 mod ephemeral;
 mod error;
@@ -21,6 +22,7 @@ mod users;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
 };
@@ -29,6 +31,7 @@ use zapini_migrations::{Migrator, MigratorTrait};
 
 pub use audit::Audit;
 pub use consents::{Consent, Consents};
+pub use bulk::{Bulk, SeedUser};
 pub use ephemeral::Ephemeral;
 pub use error::{StoreError, error_count};
 pub use keys::{SigningKeyRow, SigningKeys};
@@ -41,6 +44,19 @@ pub use users::{NewUser, UserWithPassword, Users};
 /// Key of the PostgreSQL advisory lock held while migrating ("zapini" in
 /// ASCII, so that it does not collide with another application's lock).
 const MIGRATION_LOCK: i64 = 0x7a61_7069_6e69;
+
+/// SQLite in write-ahead-log mode: readers no longer wait for the writer,
+/// and a commit is one append to the log instead of a rewritten journal.
+/// With WAL, `synchronous = NORMAL` keeps the database consistent after a
+/// power cut and loses at most the last commits, which is what the SQLite
+/// documentation recommends for WAL; the default (FULL) syncs on every
+/// commit. Writers that meet a lock wait up to five seconds.
+fn sqlite_settings(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5))
+}
 
 /// Handle to everything stored; cheap to clone.
 #[derive(Clone, Debug)]
@@ -58,7 +74,8 @@ impl Store {
             .max_connections(pool_size.max(1))
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
-            .sqlx_logging(false);
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(sqlite_settings);
         let db = Database::connect(options).await?;
         let ephemeral = Ephemeral::sql(db.clone());
         Ok(Self { db, ephemeral })
@@ -118,6 +135,11 @@ impl Store {
 
     pub fn consents(&self) -> Consents<'_> {
         Consents::new(&self.db)
+    }
+
+    /// Bulk loading for capacity tests.
+    pub fn bulk(&self) -> Bulk<'_> {
+        Bulk::new(&self.db)
     }
 
     pub fn audit(&self) -> Audit<'_> {

@@ -103,7 +103,7 @@ pub async fn migrate(path: &Path, explicit: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_password() -> anyhow::Result<Secret> {
+pub(crate) fn read_password() -> anyhow::Result<Secret> {
     let mut input = String::new();
     std::io::stdin()
         .take(MAX_PASSWORD_BYTES as u64 + 2)

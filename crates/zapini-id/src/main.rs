@@ -1,6 +1,7 @@
 //! The `zapini-id` binary: command line, configuration, and the wiring of the
 //! protocol, login and store crates into one HTTP server.
 
+mod bench;
 mod cli;
 mod config;
 mod metrics;
@@ -54,6 +55,9 @@ enum Command {
     /// Check the settings file and every client file.
     #[command(subcommand)]
     Config(cli::ConfigCommand),
+    /// Helpers for the benchmark in tests/bench.
+    #[command(subcommand, hide = true)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,6 +85,7 @@ fn main() -> std::process::ExitCode {
             Command::Audit(cmd) => cli::audit(&args.config, explicit, cmd).await,
             Command::Keys(cmd) => cli::keys(&args.config, explicit, cmd).await,
             Command::Config(cli::ConfigCommand::Check) => cli::config_check(&args.config, explicit),
+            Command::Bench(cmd) => bench::run(&args.config, explicit, cmd).await,
         }
     });
     match result {
