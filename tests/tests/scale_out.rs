@@ -425,6 +425,7 @@ async fn parallel_failures_on_two_instances_are_all_counted() {
     for post in posts {
         pages.push(post.await.expect("post task"));
     }
+    let burst_ended = std::time::Instant::now();
     let counted = pages
         .iter()
         .filter(|p| p.body.contains("Incorrect email or password"))
@@ -434,22 +435,29 @@ async fn parallel_failures_on_two_instances_are_all_counted() {
         .filter(|p| wait_seconds(&p.body).is_some())
         .count();
     assert_eq!(counted as usize + refused, 8, "every attempt answered");
-    // Three are free; the fourth imposes the first wait, so no attempt can
-    // be refused before four have been counted.
-    // The attempts are checked within milliseconds of each other and the
-    // password hashes take longer, so in practice all eight are counted.
-    assert!(counted >= 6, "only {counted} counted");
+    // Three are free and the fourth imposes the first wait, so no attempt
+    // can be refused before four have been counted. How many more are
+    // counted depends on how many were checked before the fourth failure
+    // was stored, which is up to the machine's scheduling.
+    assert!(counted >= 4, "only {counted} counted, {refused} refused");
 
-    // Every counted failure doubled the wait: 2^(counted - 4) seconds, less
-    // the second or two this took. A lost update would halve it at least.
+    // Every counted failure doubled the wait: 2^(counted - 4) seconds from
+    // the last failure. A lost update would halve it at least.
     let full = 1i64 << (counted - 4);
     let mut browser = Browser::new(&b.local);
     let signin = signin_page(&mut browser, b, &spec).await;
     let page = post_password(&mut browser, b, &signin, PASSWORD).await;
-    assert!(page.location.is_none(), "signed in despite the throttle");
-    let wait = wait_seconds(&page.body).expect("a wait on the page");
-    assert!(
-        wait <= full && wait >= full - 2,
-        "wait {wait} s after {counted} failures, expected about {full} s"
-    );
+    let elapsed = burst_ended.elapsed().as_secs() as i64;
+    match wait_seconds(&page.body) {
+        Some(wait) => assert!(
+            wait <= full && wait >= full - elapsed - 1,
+            "wait {wait} s after {counted} failures and {elapsed} s, expected about {full} s"
+        ),
+        // Only a wait that has run out by now may let the password through.
+        None => assert!(
+            full - elapsed <= 1,
+            "no wait {elapsed} s after {counted} failures ({full} s due): {:?}",
+            page.location
+        ),
+    }
 }
