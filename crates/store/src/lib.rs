@@ -5,8 +5,8 @@
 //! live here, only what is stored and how it is read back atomically.
 
 mod audit;
-mod consents;
 mod bulk;
+mod consents;
 mod entity;
 mod ephemeral;
 mod error;
@@ -30,8 +30,8 @@ use zapini_core::Clock;
 use zapini_migrations::{Migrator, MigratorTrait};
 
 pub use audit::Audit;
-pub use consents::{Consent, Consents};
 pub use bulk::{Bulk, SeedUser};
+pub use consents::{Consent, Consents};
 pub use ephemeral::Ephemeral;
 pub use error::{StoreError, error_count};
 pub use keys::{SigningKeyRow, SigningKeys};
