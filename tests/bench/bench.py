@@ -214,6 +214,8 @@ class Zapini(System):
                     f"scopes = {scopes}\n"
                     f'id_token_signed_response_alg = "{alg}"\n'
                     f'access_token_signed_response_alg = "{alg}"\n'
+                    # The operator's own app: no consent page in the sign-in.
+                    "first_party = true\n"
                 )
 
     def cli(self, *args, stdin=None):
