@@ -317,3 +317,31 @@ fn the_exposition_check_reads_escaped_labels() {
         3.0
     );
 }
+
+#[tokio::test]
+async fn bytes_a_client_wrote_in_forwarded_for_do_not_hide_the_address_the_proxy_appended() {
+    // A proxy appends the address it saw to the header line the client
+    // sent (nginx's `$proxy_add_x_forwarded_for`). Bytes outside ASCII at
+    // the left must not make the server drop the whole line and take the
+    // request for the proxy's own, which would let a throttled client
+    // start again under the proxy's address.
+    let spec = ClientSpec::confidential("app");
+    let server = Server::start(
+        std::slice::from_ref(&spec),
+        "trusted_proxies = [\"127.0.0.1/32\"]",
+    );
+    server.add_user(EMAIL, "Dora");
+    let mut browser = Browser::new(&server.base);
+    browser.set_header("x-forwarded-for", "\u{e9}t\u{e9}, 203.0.113.9");
+    let signin = browser.follow(&auth_url(&server, &spec)).await;
+    let done = browser.submit_password(&signin, EMAIL, PASSWORD).await;
+    assert!(done.location.is_some(), "{}", done.body);
+    let out = server.cli(&["audit", "export", "--email", EMAIL], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let event: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .find(|e| e["kind"] == "sign_in_succeeded")
+        .expect("a sign-in event");
+    assert_eq!(event["ip"], "203.0.113.9", "{event}");
+}

@@ -160,3 +160,34 @@ async fn a_broken_settings_file_is_logged_and_nothing_changes() {
         authorize_status(&server, &ClientSpec::confidential("app")).await
     ));
 }
+
+#[tokio::test]
+async fn a_redirect_uri_removed_while_a_sign_in_is_under_way_gets_nothing() {
+    // The operator takes a redirect URI out (a domain that changed hands)
+    // while someone is on the sign-in page of a request made for it: the
+    // sign-in must not end with a code, or an error, sent there.
+    let mut app = ClientSpec::confidential("app");
+    let server = Server::start(std::slice::from_ref(&app), SIGNAL_ONLY);
+    server.add_user(EMAIL, "Ana Lima");
+    let old = app.redirect_uri.clone();
+    let url = format!(
+        "{}/authorize?client_id=app&response_type=code&scope=openid&state=s&redirect_uri={old}",
+        server.base
+    );
+    let mut browser = Browser::new(&server.base);
+    let signin = browser.follow(&url).await;
+    assert_eq!(signin.status, 200, "{}", signin.body);
+
+    app.redirect_uri = "https://app.example.com/new-callback".into();
+    write_client(&server, &app);
+    server.hangup();
+    wait_for_log(&server, "client files reloaded");
+
+    let done = browser
+        .submit_password(&signin, EMAIL, zapini_id_tests::PASSWORD)
+        .await;
+    let to = done.location.clone().unwrap_or_default();
+    assert!(!to.starts_with(&old), "sent to the removed URI: {to}");
+    assert!(!done.body.contains(&old), "{}", done.body);
+    assert_eq!(done.status, 400, "{}", done.body);
+}

@@ -1083,3 +1083,43 @@ async fn a_jwks_uri_that_fails_or_misbehaves_gives_invalid_client() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_jwks_uri_may_also_publish_encryption_keys_and_key_types_the_server_does_not_use() {
+    // OIDC Core 10.1 and 10.2: a client publishes its signing and
+    // encryption keys in one set, each with `use`; RFC 7517 5: keys of a
+    // type not understood are ignored, not the whole set.
+    let key = ClientKey::new("sig-1");
+    let host = KeyHost::start().await;
+    let server = Server::start(&[host.spec("fetcher")], "");
+    let mut enc = key.public.clone();
+    enc.set_key_id("enc-1");
+    enc.set_key_use("enc");
+    let x25519 = json!({"kty": "OKP", "crv": "X25519", "use": "enc", "kid": "enc-2",
+        "x": "hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo"});
+    let p384 = json!({"kty": "EC", "crv": "P-384", "kid": "ec-384",
+        "x": "AA", "y": "AA"});
+    host.answer(
+        200,
+        format!("{{\"keys\":[{enc},{x25519},{},{p384}]}}", key.public),
+    );
+    let cc = [("grant_type", "client_credentials")];
+    let assertion = key.assertion(&server, "fetcher", json!({}));
+    let (status, body) = with_assertion(&server, "/token", &assertion, &cc).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A private key anywhere in the set still refuses all of it: the
+    // client has leaked it, and the set is not to be trusted.
+    let other = ClientKey::new("sig-2");
+    let mut leaked = other.private.clone();
+    leaked.set_key_use("enc");
+    let text = format!("{{\"keys\":[{},{leaked}]}}", other.public);
+    host.answer(200, text);
+    let assertion = other.assertion(&server, "fetcher", json!({}));
+    let (status, body) = with_assertion(&server, "/token", &assertion, &cc).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+}

@@ -43,10 +43,16 @@ pub struct ClientKey {
     verifier: Box<dyn JwsVerifier>,
 }
 
-/// Reads a client's JWK Set (RFC 7517 5): every key must be a public RSA,
-/// P-256 or Ed25519 key; an `alg`, if given, must be the one that key type
-/// verifies here.
-pub fn parse_jwks(value: &Value) -> Result<Vec<ClientKey>, String> {
+/// Members of a JWK that hold private or secret key material (RFC 7518
+/// 6.2.2, 6.3.2 and 6.4.1).
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+fn has_private_part(key: &Value) -> bool {
+    key.as_object()
+        .is_some_and(|map| PRIVATE_MEMBERS.iter().any(|f| map.contains_key(*f)))
+}
+
+fn keys_of(value: &Value) -> Result<&Vec<Value>, String> {
     let keys = value
         .get("keys")
         .and_then(Value::as_array)
@@ -54,15 +60,42 @@ pub fn parse_jwks(value: &Value) -> Result<Vec<ClientKey>, String> {
     if keys.is_empty() {
         return Err("has no keys".into());
     }
-    keys.iter()
+    Ok(keys)
+}
+
+/// Reads a client's JWK Set written in its file (RFC 7517 5): every key
+/// must be a public RSA, P-256 or Ed25519 key; an `alg`, if given, must be
+/// the one that key type verifies here.
+pub fn parse_jwks(value: &Value) -> Result<Vec<ClientKey>, String> {
+    keys_of(value)?
+        .iter()
         .enumerate()
         .map(|(i, key)| parse_key(key).map_err(|e| format!("key {i}: {e}")))
         .collect()
 }
 
+/// Reads the JWK Set a client publishes at its `jwks_uri`. Such a set may
+/// also hold its encryption keys (OIDC Core 10.1 and 10.2) and keys of
+/// types this server does not verify with; those are left out (RFC 7517
+/// 5). Private key material anywhere refuses the whole set, and at least
+/// one signing key must remain.
+pub fn parse_published_jwks(value: &Value) -> Result<Vec<ClientKey>, String> {
+    let keys = keys_of(value)?;
+    if let Some(i) = keys.iter().position(has_private_part) {
+        return Err(format!(
+            "key {i}: contains private key material; publish only public keys"
+        ));
+    }
+    let usable: Vec<ClientKey> = keys.iter().filter_map(|k| parse_key(k).ok()).collect();
+    if usable.is_empty() {
+        return Err("has no public RSA, EC P-256 or Ed25519 signing key".into());
+    }
+    Ok(usable)
+}
+
 fn parse_key(value: &Value) -> Result<ClientKey, String> {
     let map = value.as_object().ok_or("not a JSON object")?;
-    if ["d", "p", "q", "k"].iter().any(|f| map.contains_key(*f)) {
+    if has_private_part(value) {
         return Err("contains private key material; give only the public key".into());
     }
     if map.get("use").is_some_and(|u| u != "sig") {

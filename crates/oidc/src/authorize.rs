@@ -408,6 +408,26 @@ pub async fn resume(
             "error.request_expired",
         );
     };
+    // A reload may have removed the client, or this redirect URI, since
+    // the request began: nothing, not even an error, is sent there now.
+    let registered = state
+        .clients
+        .get(&pending.client_id)
+        .is_some_and(|c| c.redirect_uris.contains(&pending.redirect_uri));
+    if !registered {
+        if let Err(err) = eph
+            .take::<PendingAuthorization>(ns::PENDING_AUTHORIZATION, &id, now)
+            .await
+        {
+            return unavailable_page(&state, &headers, &err);
+        }
+        return error_page(
+            &state,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "error.redirect_uri_mismatch",
+        );
+    }
     let session = match current_session(&state, &headers, now).await {
         Ok(s) => s,
         Err(err) => return unavailable_page(&state, &headers, &err),

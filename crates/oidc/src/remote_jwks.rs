@@ -12,14 +12,15 @@
 //! does not lock it out.
 //!
 //! The URL is the one the operator registered: redirects are not followed,
-//! the answer must be a `200` with at most [`MAX_BODY`] bytes, and every key
-//! must pass the same checks as inline `jwks`.
+//! the answer must be a `200` with at most [`MAX_BODY`] bytes, no key may
+//! have private parts, and the keys used are those that pass the checks of
+//! inline `jwks`; encryption keys and other key types are left out.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::assertion::{ClientKey, parse_jwks};
+use crate::assertion::{ClientKey, parse_published_jwks};
 
 /// Kept this long when the answer says nothing about caching.
 const DEFAULT_MAX_AGE: i64 = 300;
@@ -189,7 +190,7 @@ impl RemoteKeySets {
         }
         let value: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
-        let keys = parse_jwks(&value)?;
+        let keys = parse_published_jwks(&value)?;
         Ok((keys, max_age))
     }
 }

@@ -100,11 +100,12 @@ impl TrustedProxies {
             return client;
         }
         // Several header lines read as one list, in order (RFC 9110 5.3).
+        // Read as bytes: a line is not skipped for what a client wrote at
+        // its left, since the proxy appended the address it saw to it.
         let hops = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
             .collect::<Vec<_>>();
         for hop in hops.iter().rev() {
             // Something that is not an address ends the chain: what is left
@@ -122,8 +123,8 @@ impl TrustedProxies {
 }
 
 /// An address as proxies write it: bare, or with a port.
-fn parse_hop(hop: &str) -> Option<IpAddr> {
-    let hop = hop.trim();
+fn parse_hop(hop: &[u8]) -> Option<IpAddr> {
+    let hop = std::str::from_utf8(hop).ok()?.trim();
     hop.parse::<IpAddr>()
         .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
         .ok()
