@@ -1,10 +1,18 @@
 //! Password hashing with Argon2id (RFC 9106), off the async threads and with
 //! bounded concurrency, so a burst of sign-ins cannot exhaust memory.
+//!
+//! Hashes run on a fixed set of worker threads, one per core, rather than on
+//! the runtime's pool of blocking threads. Each hash allocates its working
+//! memory (19 MiB at the minimum parameters) and the C allocator keeps what a
+//! thread freed for that thread's next use; with a few long-lived workers,
+//! that is a few working sets in all, where short-lived blocking threads
+//! would each leave one behind.
 
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 use zapini_core::Secret;
 
 /// Argon2id cost parameters. The OWASP minimum (19 MiB, 2 passes, 1 lane) is
@@ -52,10 +60,11 @@ pub enum HashError {
 #[derive(Clone)]
 pub struct PasswordHasher {
     argon2: Arc<Argon2<'static>>,
-    permits: Arc<Semaphore>,
+    workers: Workers,
     /// A hash of a random password, verified against when the user is unknown
-    /// so that unknown and known users cost the same time.
-    dummy: Arc<String>,
+    /// so that unknown and known users cost the same time. Made by the first
+    /// job of the workers, so that start-up does not wait for a hash.
+    dummy: Arc<OnceLock<String>>,
     pub policy: PasswordPolicy,
 }
 
@@ -84,21 +93,23 @@ impl PasswordHasher {
             None,
         )
         .map_err(|e| HashError::Argon2(e.to_string()))?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let dummy = argon2
-            .hash_password(
-                zapini_core::crypto::random_bytes(32)
-                    .unwrap_or_default()
-                    .as_slice(),
-            )
-            .map_err(|e| HashError::Argon2(e.to_string()))?
-            .to_string();
-        Ok(Self {
-            argon2: Arc::new(argon2),
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy: Arc::new(dummy),
+        let argon2 = Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params));
+        let hasher = Self {
+            argon2,
+            workers: Workers::start(concurrency.max(1))?,
+            dummy: Arc::new(OnceLock::new()),
             policy,
-        })
+        };
+        let (argon2, dummy) = (hasher.argon2.clone(), hasher.dummy.clone());
+        let warm_up: Job = Box::new(move || {
+            dummy.get_or_init(|| dummy_hash(&argon2));
+        });
+        hasher
+            .workers
+            .queue
+            .send(warm_up)
+            .map_err(|_| HashError::Worker)?;
+        Ok(hasher)
     }
 
     /// Hashes a new password into a PHC string with a fresh salt.
@@ -120,13 +131,16 @@ impl PasswordHasher {
         let argon2 = self.argon2.clone();
         let password = password.clone();
         let known = hash.is_some();
-        let hash = hash
-            .map(|h| h.expose().to_owned())
-            .unwrap_or_else(|| self.dummy.to_string());
+        let hash = hash.map(|h| h.expose().to_owned());
+        let dummy = self.dummy.clone();
         let verified = self
             .run(move || {
+                let hash = match &hash {
+                    Some(hash) => hash.as_str(),
+                    None => dummy.get_or_init(|| dummy_hash(&argon2)).as_str(),
+                };
                 argon2
-                    .verify_password(password.expose().as_bytes(), hash.as_str())
+                    .verify_password(password.expose().as_bytes(), hash)
                     .is_ok()
             })
             .await;
@@ -137,14 +151,64 @@ impl PasswordHasher {
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The waiting request may have gone; then nobody needs the result.
+            let _ = done.send(job());
+        });
+        self.workers
+            .queue
+            .send(job)
             .map_err(|_| HashError::Worker)?;
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|_| HashError::Worker)
+        result.await.map_err(|_| HashError::Worker)
+    }
+}
+
+/// The hash of a random password. Should the random source fail, an empty
+/// password is hashed instead: nobody can sign in with it, since it is only
+/// verified against when no account matched.
+fn dummy_hash(argon2: &Argon2<'static>) -> String {
+    let random = zapini_core::crypto::random_bytes(32).unwrap_or_default();
+    argon2
+        .hash_password(random.as_slice())
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads and the queue they take jobs from. The threads stop
+/// when the last sender is dropped.
+#[derive(Clone)]
+struct Workers {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Workers {
+    fn start(count: usize) -> Result<Self, HashError> {
+        let (queue, jobs) = mpsc::channel::<Job>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        for n in 0..count {
+            let jobs = jobs.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        // Holding the lock only while waiting for the next job.
+                        let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match next {
+                            // A job that panics loses its answer (the
+                            // request sees HashError::Worker), not the thread.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|_| HashError::Worker)?;
+        }
+        Ok(Self { queue })
     }
 }
 
