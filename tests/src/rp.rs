@@ -67,6 +67,18 @@ impl Default for Request<'_> {
     }
 }
 
+/// [`code_flow`] for `email` with a fresh browser and the default request.
+pub async fn sign_in_as(server: &Server, rp: &Rp, email: &str) -> Completed {
+    code_flow(
+        server,
+        rp,
+        &mut Browser::new(&server.base),
+        email,
+        Request::default(),
+    )
+    .await
+}
+
 /// Runs the whole authorization code flow: the library builds the request,
 /// the browser signs in with a password, the library redeems the code and
 /// verifies the ID token (signature from the JWKS, iss, aud, azp, exp, nonce)

@@ -5,7 +5,7 @@
 use openidconnect::core::CoreUserInfoClaims;
 use openidconnect::{OAuth2TokenResponse, TokenResponse};
 use serde_json::Value;
-use zapini_id_tests::rp::{Completed, Request, code_flow, discover};
+use zapini_id_tests::rp::{Completed, Request, code_flow, discover, sign_in_as};
 use zapini_id_tests::{Browser, ClientSpec, Server, http, query_param, redeem_code};
 
 const EMAIL: &str = "ana@example.com";
@@ -81,14 +81,7 @@ async fn oidcc_server_client_secret_post() {
     let spec = ClientSpec::confidential("post").with_auth("client_secret_post");
     let (server, sub) = server_with(std::slice::from_ref(&spec));
     let rp = discover(&server, &spec).await;
-    let done = code_flow(
-        &server,
-        &rp,
-        &mut Browser::new(&server.base),
-        EMAIL,
-        Request::default(),
-    )
-    .await;
+    let done = sign_in_as(&server, &rp, EMAIL).await;
     assert_eq!(done.claims.subject().as_str(), sub);
 }
 
@@ -97,14 +90,7 @@ async fn oidcc_ensure_request_with_valid_pkce_succeeds() {
     let spec = ClientSpec::confidential("spa").with_auth("none");
     let (server, sub) = server_with(std::slice::from_ref(&spec));
     let rp = discover(&server, &spec).await;
-    let done = code_flow(
-        &server,
-        &rp,
-        &mut Browser::new(&server.base),
-        EMAIL,
-        Request::default(),
-    )
-    .await;
+    let done = sign_in_as(&server, &rp, EMAIL).await;
     assert_eq!(done.claims.subject().as_str(), sub);
 }
 
@@ -278,14 +264,7 @@ async fn code_reuse_after(pause: std::time::Duration) {
     let spec = ClientSpec::confidential("app");
     let (server, _) = server_with(std::slice::from_ref(&spec));
     let rp = discover(&server, &spec).await;
-    let done = code_flow(
-        &server,
-        &rp,
-        &mut Browser::new(&server.base),
-        EMAIL,
-        Request::default(),
-    )
-    .await;
+    let done = sign_in_as(&server, &rp, EMAIL).await;
     let code = query_param(&done.callback, "code").unwrap();
     let access = done.token.access_token().secret().clone();
 

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use openidconnect::TokenResponse;
 use zapini_id_tests::backing::Backing;
-use zapini_id_tests::rp::{Request, code_flow, discover};
+use zapini_id_tests::rp::{discover, sign_in_as};
 use zapini_id_tests::totp::ServerClock;
-use zapini_id_tests::{Browser, ClientSpec, SECRET, Server, http};
+use zapini_id_tests::{ClientSpec, SECRET, Server, http};
 
 const EMAIL: &str = "ana@example.com";
 
@@ -137,14 +137,7 @@ async fn a_relying_party_verifies_every_id_token_across_a_rotation() {
 
     // The relying party discovers the server and caches its JWKS.
     let cached_before = discover(&server, &spec).await;
-    let first = code_flow(
-        &server,
-        &cached_before,
-        &mut Browser::new(&server.base),
-        EMAIL,
-        Request::default(),
-    )
-    .await;
+    let first = sign_in_as(&server, &cached_before, EMAIL).await;
     let old_kid = kid_of(&first.token.id_token().unwrap().to_string());
 
     let rotated = keys(&server, &clock, "rotate");
@@ -164,14 +157,7 @@ async fn a_relying_party_verifies_every_id_token_across_a_rotation() {
 
     // During the delay the old key signs: the JWKS cached before the
     // rotation still verifies the ID tokens.
-    let during = code_flow(
-        &server,
-        &cached_before,
-        &mut Browser::new(&server.base),
-        EMAIL,
-        Request::default(),
-    )
-    .await;
+    let during = sign_in_as(&server, &cached_before, EMAIL).await;
     assert_eq!(
         kid_of(&during.token.id_token().unwrap().to_string()),
         old_kid
@@ -186,14 +172,7 @@ async fn a_relying_party_verifies_every_id_token_across_a_rotation() {
     // delay verifies the ID tokens without fetching again.
     advance(&mut clock, &[&server]);
     advance(&mut clock, &[&server]);
-    let after = code_flow(
-        &server,
-        &cached_during,
-        &mut Browser::new(&server.base),
-        EMAIL,
-        Request::default(),
-    )
-    .await;
+    let after = sign_in_as(&server, &cached_during, EMAIL).await;
     assert_eq!(
         kid_of(&after.token.id_token().unwrap().to_string()),
         new_kid

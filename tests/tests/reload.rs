@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use zapini_id_tests::rp::{Request, code_flow, discover};
+use zapini_id_tests::rp::{discover, sign_in_as};
 use zapini_id_tests::{Browser, ClientSpec, Server, http};
 
 const EMAIL: &str = "ana@example.com";
@@ -66,14 +66,7 @@ async fn a_client_added_while_running_signs_in_after_sighup() {
     wait_for_log(&server, "client files reloaded");
 
     let rp = discover(&server, &late).await;
-    let done = code_flow(
-        &server,
-        &rp,
-        &mut Browser::new(&server.base),
-        EMAIL,
-        Request::default(),
-    )
-    .await;
+    let done = sign_in_as(&server, &rp, EMAIL).await;
     assert_eq!(done.claims.audiences()[0].as_str(), "late");
     assert!(is_known(authorize_status(&server, &app).await));
 }
@@ -108,14 +101,7 @@ async fn a_broken_client_file_is_logged_and_the_clients_in_force_stay() {
 
     // The client as loaded before the broken file still signs in.
     let rp = discover(&server, &app).await;
-    let done = code_flow(
-        &server,
-        &rp,
-        &mut Browser::new(&server.base),
-        EMAIL,
-        Request::default(),
-    )
-    .await;
+    let done = sign_in_as(&server, &rp, EMAIL).await;
     assert_eq!(done.claims.audiences()[0].as_str(), "app");
 
     // Fixed, the next SIGHUP loads both.
