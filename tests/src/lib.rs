@@ -455,6 +455,19 @@ pub fn http() -> reqwest::Client {
         .expect("http client")
 }
 
+/// The UserInfo answer for `access_token` (sent in the header), as JSON.
+pub async fn userinfo(server: &Server, access_token: &str) -> serde_json::Value {
+    http()
+        .get(server.url("/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .expect("UserInfo answers")
+        .json()
+        .await
+        .expect("UserInfo answers JSON")
+}
+
 /// The query parameters of a URL as pairs.
 pub fn query_pairs(url: &str) -> Vec<(String, String)> {
     url::Url::parse(url)

@@ -7,7 +7,7 @@ use serde_json::Value;
 use zapini_id_tests::rp::{Request, code_flow, discover};
 use zapini_id_tests::totp::ServerClock;
 use zapini_id_tests::{
-    Browser, ClientSpec, PASSWORD, Server, http, jwt_payload, query_param, redeem_code,
+    Browser, ClientSpec, PASSWORD, Server, http, jwt_payload, query_param, redeem_code, userinfo,
 };
 
 const EMAIL: &str = "ana@example.com";
@@ -179,15 +179,7 @@ async fn oidcc_claims_essential() {
     assert!(done.raw_claims.get("name").is_none());
 
     use openidconnect::OAuth2TokenResponse;
-    let info: Value = http()
-        .get(server.url("/userinfo"))
-        .bearer_auth(done.token.access_token().secret())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = userinfo(&server, done.token.access_token().secret()).await;
     assert_eq!(info["name"], "Ana Lima", "name from UserInfo: {info}");
     assert!(info.get("email").is_none(), "{info}");
 }

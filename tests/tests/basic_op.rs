@@ -6,7 +6,7 @@ use openidconnect::core::CoreUserInfoClaims;
 use openidconnect::{OAuth2TokenResponse, TokenResponse};
 use serde_json::Value;
 use zapini_id_tests::rp::{Completed, Request, code_flow, discover, sign_in_as};
-use zapini_id_tests::{Browser, ClientSpec, Server, http, query_param, redeem_code};
+use zapini_id_tests::{Browser, ClientSpec, Server, http, query_param, redeem_code, userinfo};
 
 const EMAIL: &str = "ana@example.com";
 
@@ -557,15 +557,7 @@ async fn oidcc_ensure_request_with_acr_values_succeeds() {
 #[tokio::test]
 async fn oidcc_claims_locales() {
     let (server, done) = flow_with(&["profile"], &[("claims_locales", "se")]).await;
-    let userinfo: Value = http()
-        .get(server.url("/userinfo"))
-        .bearer_auth(done.token.access_token().secret())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let userinfo: Value = userinfo(&server, done.token.access_token().secret()).await;
     assert!(
         userinfo["name"].is_string(),
         "the profile claims are there: {userinfo}"

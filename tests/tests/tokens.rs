@@ -17,7 +17,7 @@ use openidconnect::{
 use serde_json::{Value, json};
 use zapini_id_tests::rp::{Completed, Request, Rp, code_flow, discover};
 use zapini_id_tests::totp::ServerClock;
-use zapini_id_tests::{Browser, ClientSpec, PASSWORD, SECRET, Server, http, jwt_payload};
+use zapini_id_tests::{Browser, ClientSpec, PASSWORD, SECRET, Server, http, jwt_payload, userinfo};
 
 const EMAIL: &str = "ana@example.com";
 
@@ -295,15 +295,7 @@ async fn refresh_may_narrow_the_scope_but_not_widen_it() {
         jwt_payload(narrow.access_token().secret())["scope"],
         "openid"
     );
-    let info: Value = http()
-        .get(server.url("/userinfo"))
-        .bearer_auth(narrow.access_token().secret())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = userinfo(&server, narrow.access_token().secret()).await;
     assert!(
         info.get("email").is_none(),
         "email was narrowed away: {info}"
