@@ -497,6 +497,22 @@ async fn client_credentials_gives_a_client_token_and_nothing_else() {
         (&json!(true), &json!("machine"))
     );
 
+    // Nothing is stored when such a token is issued; revoking one
+    // (RFC 7009 2.1) ends that token and no other, on every endpoint.
+    let form = [("grant_type", "client_credentials")];
+    let (_, second) = post(&server, "/token", &form, Some("machine")).await;
+    let second = second["access_token"].as_str().expect("a second token");
+    let first = token.access_token().secret().as_str();
+    let form = [("token", first), ("token_type_hint", "access_token")];
+    assert_eq!(
+        post(&server, "/revoke", &form, Some("machine")).await.0,
+        200
+    );
+    let inactive = json!({ "active": false });
+    assert_eq!(introspect(&server, "machine", first, "").await, inactive);
+    let raw = introspect(&server, "machine", second, "access_token").await;
+    assert_eq!(raw["active"], json!(true), "{raw}");
+
     for scope in ["openid", "offline_access", "profile admin"] {
         let form = [("grant_type", "client_credentials"), ("scope", scope)];
         let (status, body) = post(&server, "/token", &form, Some("machine")).await;

@@ -65,6 +65,9 @@ pub mod ns {
     pub const CODE: &str = "code";
     pub const REPLAYED_CODE: &str = "replayed_code";
     pub const GRANT: &str = "grant";
+    /// `jti`s of revoked access tokens that have no grant stored (a
+    /// client's tokens for itself), until the tokens expire.
+    pub const REVOKED_ACCESS_TOKEN: &str = "revoked_at";
     /// `jti`s of `private_key_jwt` client assertions, until they expire.
     pub const CLIENT_ASSERTION: &str = "client_assertion_jti";
     /// Pending authorizations whose level the user cannot reach (a `phr`
@@ -185,9 +188,10 @@ pub struct AuthorizationCode {
     pub userinfo_claims: Vec<String>,
 }
 
-/// A grant: what one token response issued. Tokens carry its id as `jti`;
-/// deleting the grant revokes them (RFC 6749 4.1.2: a code used twice revokes
-/// the tokens issued from it).
+/// A grant: what one token response for a user issued. Tokens carry its id
+/// as `jti`; deleting the grant revokes them (RFC 6749 4.1.2: a code used
+/// twice revokes the tokens issued from it). A client's token for itself
+/// has no stored grant: it is rebuilt from the token's own claims.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Grant {
     pub client_id: String,

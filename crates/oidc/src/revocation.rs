@@ -14,7 +14,7 @@ use crate::OidcState;
 use crate::client_auth::{authenticate, read_form};
 use crate::clients::Client;
 use crate::error::{OAuthError, no_store};
-use crate::tokens::signed_access_token;
+use crate::tokens::{is_client_token, signed_access_token};
 
 /// Longest token looked up; ours are far shorter.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -85,8 +85,9 @@ async fn revoke_refresh_token(
     Ok(true)
 }
 
-/// True if `token` is an access token signed by us. Its grant is deleted if
-/// it was issued to this client; expired ones need nothing.
+/// True if `token` is an access token signed by us. If it was issued to
+/// this client, its grant is deleted, or for a client's token for itself
+/// (which has none stored) a revocation mark is kept until it expires.
 async fn revoke_access_token(
     state: &OidcState,
     client: &Client,
@@ -97,16 +98,23 @@ async fn revoke_access_token(
     };
     let owner = claims.get("client_id").and_then(|v| v.as_str());
     let jti = claims.get("jti").and_then(|v| v.as_str());
+    let exp = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
     if let (Some(owner), Some(jti)) = (owner, jti)
         && owner == client.client_id
     {
-        state
-            .store
-            .ephemeral()
-            .delete(ns::GRANT, jti)
-            .await
-            .map_err(|_| OAuthError::unavailable())?;
-        tracing::info!(client_id = %client.client_id, "access token grant revoked");
+        let eph = state.store.ephemeral();
+        let done = if is_client_token(&claims) {
+            // No grant is stored for these: a mark lasts as long as the token.
+            if exp > state.clock.now() {
+                eph.put(ns::REVOKED_ACCESS_TOKEN, jti, &true, exp).await
+            } else {
+                Ok(())
+            }
+        } else {
+            eph.delete(ns::GRANT, jti).await.map(|_| ())
+        };
+        done.map_err(|_| OAuthError::unavailable())?;
+        tracing::info!(client_id = %client.client_id, "access token revoked");
     }
     Ok(true)
 }

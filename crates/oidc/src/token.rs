@@ -265,19 +265,10 @@ async fn client_credentials(
         }
     }
 
-    let grant_id = new_grant_id()?;
-    let grant = Grant {
-        client_id: client.client_id.clone(),
-        user_id: client.client_id.clone(),
-        scope: scope.clone(),
-        expires_at: now + state.tokens.access_token_ttl,
-        family: None,
-        for_client: true,
-        userinfo_claims: Vec::new(),
-    };
-    store_grant(state, &grant_id, &grant).await?;
-    let access_token =
-        mint_for_client(state, client, &scope, &grant_id, now).map_err(signing_failed)?;
+    // Nothing is stored: the token describes itself, and a revocation is
+    // what gets written (see `tokens::client_token`).
+    let jti = new_grant_id()?;
+    let access_token = mint_for_client(state, client, &scope, &jti, now).map_err(signing_failed)?;
     tracing::info!(client_id = %client.client_id, "token issued for client credentials");
 
     let mut body = json!({

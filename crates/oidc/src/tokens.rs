@@ -7,7 +7,7 @@ use zapini_core::flow::{Grant, ns};
 use zapini_core::user::User;
 
 use crate::OidcState;
-use crate::clients::Client;
+use crate::clients::{Client, GrantType};
 use crate::keys::{KeyError, half_hash};
 
 /// What one successful user grant returns.
@@ -177,6 +177,10 @@ pub async fn active_access_token(
     if claims.get("exp")?.as_i64()? <= now {
         return None;
     }
+    if is_client_token(&claims) {
+        let grant = client_grant(state, &claims, now).await?;
+        return Some((claims, grant));
+    }
     let jti = claims.get("jti")?.as_str()?;
     let grant: Grant = state
         .store
@@ -194,6 +198,56 @@ pub async fn active_access_token(
         }
     }
     Some((claims, grant))
+}
+
+/// Whether the claims are those of a token a client got for itself: RFC
+/// 9068 2.2 makes its `sub` the client's id, and it describes no sign-in,
+/// where every token for a user carries `auth_time`.
+pub(crate) fn is_client_token(claims: &Map<String, Value>) -> bool {
+    claims.get("auth_time").is_none()
+        && claims.get("sub").is_some()
+        && claims.get("sub") == claims.get("client_id")
+}
+
+/// The grant of a client's token for itself, rebuilt from its claims:
+/// nothing is stored when one is issued, since a signature check is all
+/// most uses need. It stays good while the client is still registered for
+/// `client_credentials` with every scope in it, and the client has not
+/// revoked it (RFC 7009), which leaves a mark until it expires.
+async fn client_grant(state: &OidcState, claims: &Map<String, Value>, now: i64) -> Option<Grant> {
+    let client_id = claims.get("client_id")?.as_str()?;
+    let jti = claims.get("jti")?.as_str()?;
+    let client = state.clients.get(client_id)?;
+    if !client.allows(GrantType::ClientCredentials) {
+        return None;
+    }
+    let scope: Vec<String> = claims
+        .get("scope")?
+        .as_str()?
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if !scope.iter().all(|s| client.scopes.contains(s)) {
+        return None;
+    }
+    let revoked = state
+        .store
+        .ephemeral()
+        .get::<bool>(ns::REVOKED_ACCESS_TOKEN, jti, now)
+        .await;
+    if !matches!(revoked, Ok(None)) {
+        return None;
+    }
+    Some(Grant {
+        client_id: client_id.to_owned(),
+        user_id: client_id.to_owned(),
+        scope,
+        expires_at: claims.get("exp")?.as_i64()?,
+        family: None,
+        for_client: true,
+        userinfo_claims: Vec::new(),
+    })
 }
 
 /// Checks a bearer token for a protected resource (see
