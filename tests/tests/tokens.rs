@@ -371,6 +371,18 @@ async fn access_tokens_are_revoked_only_by_their_own_client() {
     let (status, body) = raw_refresh(&server, "app", &refresh_token).await;
     assert_eq!(status, 200, "{body}");
 
+    // An access token from a refresh has no grant of its own stored; it is
+    // revoked the same way, and only by its client.
+    let refreshed = body["access_token"].as_str().expect("access token");
+    let form = [("token", refreshed), ("token_type_hint", "access_token")];
+    assert_eq!(post(&server, "/revoke", &form, Some("other")).await.0, 200);
+    assert_eq!(userinfo_status(&server, refreshed).await, 200);
+    assert_eq!(post(&server, "/revoke", &form, Some("app")).await.0, 200);
+    assert_eq!(userinfo_status(&server, refreshed).await, 401);
+    let next = body["refresh_token"].as_str().expect("rotated token");
+    let (status, body) = raw_refresh(&server, "app", next).await;
+    assert_eq!(status, 200, "{body}");
+
     // Without client authentication nothing is revoked.
     let (status, body) = post(&server, "/revoke", &[("token", "x")], None).await;
     assert_eq!(

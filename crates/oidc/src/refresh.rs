@@ -5,15 +5,15 @@
 use axum::response::Response;
 use zapini_core::Secret;
 use zapini_core::crypto::{random_token, token_hash};
-use zapini_core::flow::{AuthorizationCode, Grant};
+use zapini_core::flow::AuthorizationCode;
 use zapini_core::form::Params;
 use zapini_store::{RefreshToken, Taken};
 
 use crate::OidcState;
 use crate::clients::Client;
 use crate::error::OAuthError;
-use crate::token::{new_grant_id, store_grant, user_tokens};
-use crate::tokens::UserGrant;
+use crate::token::{new_grant_id, user_tokens};
+use crate::tokens::{UserGrant, refreshed_jti};
 
 /// Our refresh tokens are 43 characters; anything much longer is not one,
 /// and is refused before it is hashed and looked up.
@@ -71,14 +71,17 @@ pub(crate) async fn grant(
     let hash = token_hash(presented);
 
     // RFC 6749 6: the scope may be narrowed, never widened; omitted, it is
-    // the one originally granted. Checked before the token is spent, so
-    // that a refused request does not cost the client its token.
-    let known = state.store.refresh_tokens().find(&hash).await;
-    if let Ok(Some(token)) = known
-        && token.client_id == client.client_id
-        && token.is_active(now)
-    {
-        narrowed_scope(&token.scope, params)?;
+    // the one originally granted. A narrowing is checked before the token
+    // is spent, so that a refused request does not cost the client its
+    // token.
+    if params.get("scope").is_some() {
+        let known = state.store.refresh_tokens().find(&hash).await;
+        if let Ok(Some(token)) = known
+            && token.client_id == client.client_id
+            && token.is_active(now)
+        {
+            narrowed_scope(&token.scope, params)?;
+        }
     }
     let old = spend(state, client, &hash, now)
         .await?
@@ -94,19 +97,9 @@ pub(crate) async fn grant(
         .ok_or_else(|| OAuthError::invalid_grant("the user can no longer sign in"))?;
 
     let next = rotate(state, &old, now).await?;
-    let grant_id = new_grant_id()?;
-    let grant = Grant {
-        client_id: client.client_id.clone(),
-        user_id: user.id.clone(),
-        scope: scope.clone(),
-        expires_at: now + state.tokens.access_token_ttl,
-        family: Some(old.family_id.clone()),
-        for_client: false,
-        // Claims asked for one by one belong to the sign-in's request and
-        // are not kept with the refresh token; the scope's claims remain.
-        userinfo_claims: Vec::new(),
-    };
-    store_grant(state, &grant_id, &grant).await?;
+    // No grant is stored for the new access token: its `jti` names the
+    // family, whose revocation ends it (see `tokens::active_access_token`).
+    let grant_id = refreshed_jti(&old.family_id, &new_grant_id()?);
 
     // OIDC Core 12.2: the original authentication event, no nonce.
     let issued = UserGrant {

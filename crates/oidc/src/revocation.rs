@@ -14,7 +14,7 @@ use crate::OidcState;
 use crate::client_auth::{authenticate, read_form};
 use crate::clients::Client;
 use crate::error::{OAuthError, no_store};
-use crate::tokens::{is_client_token, signed_access_token};
+use crate::tokens::{is_self_contained, signed_access_token};
 
 /// Longest token looked up; ours are far shorter.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -86,8 +86,8 @@ async fn revoke_refresh_token(
 }
 
 /// True if `token` is an access token signed by us. If it was issued to
-/// this client, its grant is deleted, or for a client's token for itself
-/// (which has none stored) a revocation mark is kept until it expires.
+/// this client, its grant is deleted, or for a token with no stored grant
+/// (a client's own, or one from a refresh) a mark is kept until it expires.
 async fn revoke_access_token(
     state: &OidcState,
     client: &Client,
@@ -103,7 +103,7 @@ async fn revoke_access_token(
         && owner == client.client_id
     {
         let eph = state.store.ephemeral();
-        let done = if is_client_token(&claims) {
+        let done = if is_self_contained(&claims) {
             // No grant is stored for these: a mark lasts as long as the token.
             if exp > state.clock.now() {
                 eph.put(ns::REVOKED_ACCESS_TOKEN, jti, &true, exp).await

@@ -168,6 +168,16 @@ pub fn signed_access_token(state: &OidcState, token: &str) -> Option<Map<String,
 /// Checks an access token fully: signed by us, not expired, its grant not
 /// revoked, nor the refresh-token family it belongs to. Returns its claims
 /// and its grant.
+///
+/// Three kinds of access token, told apart by their claims:
+/// - from a code exchange: its grant is stored under its `jti`, since it
+///   also holds what UserInfo must answer for the `claims` parameter;
+/// - from a refresh: its `jti` is `<family>.<random>` and nothing else is
+///   stored; the refresh-token family decides;
+/// - a client's token for itself: nothing is stored (see [`client_grant`]).
+///
+/// The last two stay good unless revoked one by one, which leaves a mark
+/// under the `jti` until they expire.
 pub async fn active_access_token(
     state: &OidcState,
     token: &str,
@@ -177,17 +187,30 @@ pub async fn active_access_token(
     if claims.get("exp")?.as_i64()? <= now {
         return None;
     }
-    if is_client_token(&claims) {
-        let grant = client_grant(state, &claims, now).await?;
-        return Some((claims, grant));
-    }
     let jti = claims.get("jti")?.as_str()?;
-    let grant: Grant = state
-        .store
-        .ephemeral()
-        .get(ns::GRANT, jti, now)
-        .await
-        .ok()??;
+    let grant = if is_client_token(&claims) {
+        client_grant(state, &claims, now).await?
+    } else if let Some(family) = refreshed_family(jti) {
+        if marked_revoked(state, jti, now).await {
+            return None;
+        }
+        Grant {
+            client_id: claims.get("client_id")?.as_str()?.to_owned(),
+            user_id: claims.get("sub")?.as_str()?.to_owned(),
+            scope: scope_of(&claims)?,
+            expires_at: claims.get("exp")?.as_i64()?,
+            family: Some(family.to_owned()),
+            for_client: false,
+            userinfo_claims: Vec::new(),
+        }
+    } else {
+        state
+            .store
+            .ephemeral()
+            .get(ns::GRANT, jti, now)
+            .await
+            .ok()??
+    };
     if grant.user_id != claims.get("sub")?.as_str()? {
         return None;
     }
@@ -198,6 +221,49 @@ pub async fn active_access_token(
         }
     }
     Some((claims, grant))
+}
+
+/// The `jti` of an access token issued by a refresh of `family`.
+pub(crate) fn refreshed_jti(family: &str, random: &str) -> String {
+    format!("{family}.{random}")
+}
+
+/// The refresh-token family named in an access token's `jti`, if it was
+/// issued by a refresh. Grant ids and families are base64url, without dots.
+fn refreshed_family(jti: &str) -> Option<&str> {
+    jti.split_once('.').map(|(family, _)| family)
+}
+
+/// Whether an access token has no stored grant and is checked by its
+/// claims, its family and revocation marks instead.
+pub(crate) fn is_self_contained(claims: &Map<String, Value>) -> bool {
+    is_client_token(claims)
+        || claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .is_some_and(|jti| refreshed_family(jti).is_some())
+}
+
+/// Whether a revocation (RFC 7009) marked this token; an unreadable store
+/// counts as revoked.
+async fn marked_revoked(state: &OidcState, jti: &str, now: i64) -> bool {
+    let mark = state
+        .store
+        .ephemeral()
+        .get::<bool>(ns::REVOKED_ACCESS_TOKEN, jti, now)
+        .await;
+    !matches!(mark, Ok(None))
+}
+
+fn scope_of(claims: &Map<String, Value>) -> Option<Vec<String>> {
+    let scope = claims.get("scope")?.as_str()?;
+    Some(
+        scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
 }
 
 /// Whether the claims are those of a token a client got for itself: RFC
@@ -221,22 +287,11 @@ async fn client_grant(state: &OidcState, claims: &Map<String, Value>, now: i64) 
     if !client.allows(GrantType::ClientCredentials) {
         return None;
     }
-    let scope: Vec<String> = claims
-        .get("scope")?
-        .as_str()?
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let scope = scope_of(claims)?;
     if !scope.iter().all(|s| client.scopes.contains(s)) {
         return None;
     }
-    let revoked = state
-        .store
-        .ephemeral()
-        .get::<bool>(ns::REVOKED_ACCESS_TOKEN, jti, now)
-        .await;
-    if !matches!(revoked, Ok(None)) {
+    if marked_revoked(state, jti, now).await {
         return None;
     }
     Some(Grant {

@@ -119,6 +119,9 @@ impl<'a> RefreshTokens<'a> {
         client_id: &str,
         now: i64,
     ) -> Result<Taken, StoreError> {
+        // One statement on the common path: the update returns the row it
+        // spent (RETURNING: SQLite 3.35+, PostgreSQL). Only a token it did
+        // not spend is read again, to tell a replay from a stranger.
         let spent = Entity::update_many()
             .col_expr(Column::UsedAt, Expr::value(now))
             .filter(Column::TokenHash.eq(token_hash))
@@ -126,14 +129,14 @@ impl<'a> RefreshTokens<'a> {
             .filter(Column::UsedAt.is_null())
             .filter(Column::RevokedAt.is_null())
             .filter(Column::ExpiresAt.gt(now))
-            .exec(self.db)
+            .exec_with_returning(self.db)
             .await?;
+        if let Some(row) = spent.into_iter().next() {
+            return Ok(Taken::Fresh(from_row(row)?));
+        }
         let Some(token) = self.find(token_hash).await? else {
             return Ok(Taken::Invalid);
         };
-        if spent.rows_affected == 1 {
-            return Ok(Taken::Fresh(token));
-        }
         let replayed = token.client_id == client_id
             && token.used_at.is_some()
             && token.revoked_at.is_none()
