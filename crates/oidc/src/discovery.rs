@@ -1,15 +1,14 @@
 //! OpenID Connect Discovery 1.0, section 3: the provider metadata.
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::OidcState;
 use crate::assertion::ASSERTION_ALGS;
 use crate::authorize::DISPLAY_VALUES;
 use crate::clients::{GrantType, KNOWN_SCOPES};
+use crate::documents::public_json;
 
 /// Client authentication methods, those that authenticate first.
 const AUTH_METHODS: [&str; 4] = [
@@ -73,15 +72,6 @@ pub fn metadata(state: &OidcState) -> Value {
 }
 
 pub async fn handler(State(state): State<OidcState>) -> Response {
-    let mut response = Json(metadata(&state)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    response
+    let body = state.documents.discovery(|| metadata(&state));
+    public_json(body, 300)
 }

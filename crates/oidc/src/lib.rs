@@ -14,6 +14,7 @@ pub mod claims;
 pub mod client_auth;
 pub mod clients;
 pub mod discovery;
+pub mod documents;
 pub mod end_session;
 pub mod error;
 pub mod id_token_hint;
@@ -102,6 +103,8 @@ pub struct OidcState {
     pub remote_keys: Arc<remote_jwks::RemoteKeySets>,
     /// Tokens issued, by grant type, for `/metrics`.
     pub counters: Arc<zapini_core::metrics::Counters>,
+    /// Discovery and the JWK Set, serialised; replaced with the keys.
+    pub documents: Arc<documents::Documents>,
 }
 
 impl OidcState {

@@ -41,10 +41,10 @@ impl LiveState {
 
     pub fn replace_keys(&self, keys: KeyRing) {
         let keys = Arc::new(keys);
-        self.current
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys = keys;
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        current.keys = keys;
+        // Both documents follow from the keys.
+        current.documents = Arc::default();
     }
 }
 

@@ -203,6 +203,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         remote_keys: Arc::new(zapini_oidc::remote_jwks::RemoteKeySets::new(http.clone())),
         http,
         counters: counters.clone(),
+        documents: Arc::default(),
     };
     let client_count = oidc.clients.len();
     let live = LiveState::new(oidc);
