@@ -14,6 +14,7 @@ mod m20261204_000006_audit_events;
 mod m20261204_000007_passkeys;
 mod m20261204_000008_refresh_tokens;
 mod m20261204_000009_consents;
+mod m20261205_000010_refresh_family_index;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000007_passkeys::Migration),
             Box::new(m20261204_000008_refresh_tokens::Migration),
             Box::new(m20261204_000009_consents::Migration),
+            Box::new(m20261205_000010_refresh_family_index::Migration),
         ]
     }
 }
