@@ -142,8 +142,8 @@ async fn spend(
 
 /// Stores the successor of a spent token in the same family. A replay that
 /// raced this request revokes the family before or after the successor is
-/// stored; checking afterwards catches the first case, the revocation itself
-/// covers the second.
+/// stored: the store refuses the successor in the first case, and the
+/// revocation covers it in the second (see `insert_successor`).
 async fn rotate(state: &OidcState, old: &RefreshToken, now: i64) -> Result<Secret, OAuthError> {
     let tokens = state.store.refresh_tokens();
     let next = new_token()?;
@@ -153,12 +153,11 @@ async fn rotate(state: &OidcState, old: &RefreshToken, now: i64) -> Result<Secre
         revoked_at: None,
         ..old.clone()
     };
-    tokens
-        .insert(&token_hash(next.expose()), &row)
+    let stored = tokens
+        .insert_successor(&token_hash(next.expose()), &row)
         .await
         .map_err(|_| OAuthError::unavailable())?;
-    let revoked = tokens.family_revoked(&old.family_id).await;
-    if !matches!(revoked, Ok(false)) {
+    if !stored {
         let _ = tokens.revoke_family(&old.family_id, now).await;
         return Err(OAuthError::invalid_grant(
             "the refresh token is invalid, expired or revoked",

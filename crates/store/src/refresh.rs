@@ -5,8 +5,11 @@
 //! spent token presented again is a replay, which the caller answers by
 //! revoking the family (RFC 9700 4.14.2).
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::sea_query::{Cond, Expr, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    Set,
+};
 use zapini_core::Authentication;
 
 use crate::StoreError;
@@ -101,6 +104,68 @@ impl<'a> RefreshTokens<'a> {
             .await
             .map_err(StoreError::from_insert)?;
         Ok(())
+    }
+
+    /// Stores the successor of a spent token, unless its family is revoked;
+    /// false if it is. The insert checks the family itself (`INSERT …
+    /// SELECT … WHERE NOT EXISTS`), so on SQLite, where writes are
+    /// serialised, a concurrent revocation lands either before it (nothing
+    /// is stored) or after it (and covers the new row). On PostgreSQL a
+    /// revocation already running does not see a row inserted meanwhile, so
+    /// the family is asked again once the row is in.
+    pub async fn insert_successor(
+        &self,
+        token_hash: &str,
+        token: &RefreshToken,
+    ) -> Result<bool, StoreError> {
+        let revoked_row = Query::select()
+            .expr(Expr::val(1))
+            .from(Entity)
+            .and_where(Column::FamilyId.eq(token.family_id.as_str()))
+            .and_where(Column::RevokedAt.is_not_null())
+            .take();
+        let values = Query::select()
+            .exprs([
+                Expr::val(token_hash),
+                Expr::val(token.family_id.as_str()),
+                Expr::val(token.client_id.as_str()),
+                Expr::val(token.user_id.as_str()),
+                Expr::val(token.sid.as_str()),
+                Expr::val(token.scope.join(" ")),
+                Expr::val(serde_json::to_string(&token.auth)?),
+                Expr::val(token.created_at),
+                Expr::val(token.expires_at),
+            ])
+            .cond_where(Cond::all().not().add(Expr::exists(revoked_row)))
+            .take();
+        let insert = Query::insert()
+            .into_table(Entity)
+            .columns([
+                Column::TokenHash,
+                Column::FamilyId,
+                Column::ClientId,
+                Column::UserId,
+                Column::Sid,
+                Column::Scope,
+                Column::Auth,
+                Column::CreatedAt,
+                Column::ExpiresAt,
+            ])
+            .select_from(values)
+            .map_err(|err| StoreError::from(DbErr::Custom(err.to_string())))?
+            .take();
+        let stored = self
+            .db
+            .execute(&insert)
+            .await
+            .map_err(StoreError::from_insert)?;
+        if stored.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if self.db.get_database_backend() == DbBackend::Sqlite {
+            return Ok(true);
+        }
+        Ok(!self.family_revoked(&token.family_id).await?)
     }
 
     /// The token stored under `token_hash`, whatever its state.
@@ -270,6 +335,37 @@ mod tests {
             tokens.take("nope", "app", 23).await.unwrap(),
             Taken::Invalid
         ));
+    }
+
+    #[tokio::test]
+    async fn a_successor_is_stored_only_while_its_family_is_not_revoked() {
+        let store = store().await;
+        let tokens = store.refresh_tokens();
+        tokens.insert("h1", &token("f", "u", "s")).await.unwrap();
+        assert!(
+            tokens
+                .insert_successor("h2", &token("f", "u", "s"))
+                .await
+                .unwrap()
+        );
+        let stored = tokens.find("h2").await.unwrap().expect("stored");
+        assert_eq!(stored, token("f", "u", "s"));
+
+        tokens.revoke_family("f", 30).await.unwrap();
+        assert!(
+            !tokens
+                .insert_successor("h3", &token("f", "u", "s"))
+                .await
+                .unwrap()
+        );
+        assert!(tokens.find("h3").await.unwrap().is_none());
+        // Another family is not affected.
+        assert!(
+            tokens
+                .insert_successor("h4", &token("g", "u", "s"))
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
