@@ -127,12 +127,12 @@ async fn authorization_code(
     revoke_if_replayed_meanwhile(state, &code_key, &grant_id, now).await;
 
     let issued = UserGrant {
-        user: &user,
+        sub: &user.id,
         scope: &record.scope,
         auth: &record.auth,
         sid: &record.sid,
         nonce: record.nonce.as_deref(),
-        id_token_claims: &record.id_token_claims,
+        id_token_claims: Some((&user, &record.id_token_claims)),
     };
     let response = user_tokens(state, client, &issued, &grant_id, refresh_token, now)?;
     tracing::info!(client_id = %client.client_id, user_id = %user.id, "tokens issued for a code");

@@ -20,7 +20,8 @@ pub struct Minted {
 
 /// What tokens issued for a user say about them and their sign-in.
 pub struct UserGrant<'a> {
-    pub user: &'a User,
+    /// The user's id: the tokens' `sub`.
+    pub sub: &'a str,
     pub scope: &'a [String],
     /// The authentication event of the sign-in; a refresh keeps the
     /// original one (OIDC Core 12.2: `auth_time` is the original's).
@@ -30,8 +31,9 @@ pub struct UserGrant<'a> {
     /// should carry none.
     pub nonce: Option<&'a str>,
     /// User claims asked for in the ID token by the `claims` parameter
-    /// (OIDC Core 5.5); only on the code exchange.
-    pub id_token_claims: &'a [String],
+    /// (OIDC Core 5.5), with the user they are read from; only on the code
+    /// exchange.
+    pub id_token_claims: Option<(&'a User, &'a [String])>,
 }
 
 fn claims(value: Value) -> Map<String, Value> {
@@ -57,7 +59,7 @@ pub fn mint(
     // level (RFC 9470).
     let access = claims(json!({
         "iss": state.issuer,
-        "sub": grant.user.id,
+        "sub": grant.sub,
         "aud": client.client_id,
         "client_id": client.client_id,
         "exp": now + ttl,
@@ -96,7 +98,7 @@ fn id_token(
     let auth = grant.auth;
     let mut id = claims(json!({
         "iss": state.issuer,
-        "sub": grant.user.id,
+        "sub": grant.sub,
         "aud": client.client_id,
         "azp": client.client_id,
         "exp": now + state.tokens.id_token_ttl,
@@ -110,7 +112,9 @@ fn id_token(
     if let Some(nonce) = grant.nonce {
         id.insert("nonce".into(), nonce.into());
     }
-    crate::claims::user_claims(grant.user, grant.id_token_claims, &mut id);
+    if let Some((user, names)) = grant.id_token_claims {
+        crate::claims::user_claims(user, names, &mut id);
+    }
     state.keys.sign(&client.id_token_alg, "JWT", id, now)
 }
 

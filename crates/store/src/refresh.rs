@@ -5,7 +5,8 @@
 //! spent token presented again is a replay, which the caller answers by
 //! revoking the family (RFC 9700 4.14.2).
 
-use sea_orm::sea_query::{Cond, Expr, Query};
+use sea_orm::ExprTrait;
+use sea_orm::sea_query::{Cond, Expr, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
     Set,
@@ -14,6 +15,7 @@ use zapini_core::Authentication;
 
 use crate::StoreError;
 use crate::entity::refresh_token::{ActiveModel, Column, Entity, Model};
+use crate::entity::user;
 
 /// A refresh token as stored, without the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +51,24 @@ pub enum Taken {
     Fresh(RefreshToken),
     /// It had been spent before and its family is not revoked yet: a replay.
     Replayed(RefreshToken),
-    /// Unknown, expired, revoked, or issued to another client.
+    /// Unknown, expired, revoked, issued to another client, or its user
+    /// is disabled or gone.
     Invalid,
+}
+
+/// Whether the token's user exists and is enabled, checked in the statement
+/// that spends it, so a refresh needs no separate read of the user. It is
+/// correlated (`users.id = refresh_tokens.user_id`), so it is one primary-key
+/// lookup; an `IN (SELECT id FROM users …)` would read every user.
+fn user_enabled() -> SimpleExpr {
+    Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(user::Entity)
+            .and_where(Expr::col((user::Entity, user::Column::Id)).equals((Entity, Column::UserId)))
+            .and_where(Expr::col((user::Entity, user::Column::Disabled)).eq(false))
+            .take(),
+    )
 }
 
 fn from_row(row: Model) -> Result<RefreshToken, StoreError> {
@@ -194,6 +212,7 @@ impl<'a> RefreshTokens<'a> {
             .filter(Column::UsedAt.is_null())
             .filter(Column::RevokedAt.is_null())
             .filter(Column::ExpiresAt.gt(now))
+            .filter(user_enabled())
             .exec_with_returning(self.db)
             .await?;
         if let Some(row) = spent.into_iter().next() {
@@ -286,8 +305,21 @@ mod tests {
     use super::*;
     use crate::Store;
 
+    /// A store with the users the tokens below belong to: a token of a
+    /// user who does not exist cannot be spent.
     async fn store() -> Store {
-        crate::testing::primary().await
+        let store = crate::testing::primary().await;
+        for id in ["u", "u1", "u2"] {
+            let user = crate::NewUser {
+                id: id.into(),
+                email: format!("{id}@example.com"),
+                email_verified: true,
+                name: None,
+                password_hash: None,
+            };
+            store.users().create(user, 1).await.unwrap();
+        }
+        store
     }
 
     fn token(family: &str, user: &str, sid: &str) -> RefreshToken {
@@ -366,6 +398,39 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn a_disabled_or_unknown_user_cannot_spend_a_token() {
+        let store = store().await;
+        let tokens = store.refresh_tokens();
+        tokens.insert("h1", &token("f", "u1", "s")).await.unwrap();
+        tokens
+            .insert("h2", &token("g", "nobody", "s"))
+            .await
+            .unwrap();
+        store
+            .users()
+            .set_disabled("u1@example.com", true, 5)
+            .await
+            .unwrap();
+        assert!(matches!(
+            tokens.take("h1", "app", 20).await.unwrap(),
+            Taken::Invalid
+        ));
+        assert!(matches!(
+            tokens.take("h2", "app", 20).await.unwrap(),
+            Taken::Invalid
+        ));
+        store
+            .users()
+            .set_disabled("u1@example.com", false, 6)
+            .await
+            .unwrap();
+        assert!(matches!(
+            tokens.take("h1", "app", 21).await.unwrap(),
+            Taken::Fresh(_)
+        ));
     }
 
     #[tokio::test]
