@@ -66,7 +66,8 @@ pub mod ns {
     pub const REPLAYED_CODE: &str = "replayed_code";
     pub const GRANT: &str = "grant";
     /// `jti`s of revoked access tokens that have no grant stored (a
-    /// client's tokens for itself), until the tokens expire.
+    /// client's tokens for itself, and those issued by a refresh), until
+    /// the tokens expire.
     pub const REVOKED_ACCESS_TOKEN: &str = "revoked_at";
     /// `jti`s of `private_key_jwt` client assertions, until they expire.
     pub const CLIENT_ASSERTION: &str = "client_assertion_jti";
@@ -188,10 +189,11 @@ pub struct AuthorizationCode {
     pub userinfo_claims: Vec<String>,
 }
 
-/// A grant: what one token response for a user issued. Tokens carry its id
-/// as `jti`; deleting the grant revokes them (RFC 6749 4.1.2: a code used
-/// twice revokes the tokens issued from it). A client's token for itself
-/// has no stored grant: it is rebuilt from the token's own claims.
+/// A grant: what one token response for a user issued. The access token of
+/// a code exchange carries its id as `jti`, and deleting the grant revokes
+/// it (RFC 6749 4.1.2: a code used twice revokes the tokens issued from
+/// it). Access tokens from a refresh, and a client's tokens for itself,
+/// have no stored grant: theirs is rebuilt from the token's own claims.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Grant {
     pub client_id: String,

@@ -125,6 +125,13 @@ async fn refresh_token(
     let Some(found) = found.filter(|t| t.client_id == client.client_id && t.is_active(now)) else {
         return Ok(None);
     };
+    // A revocation marks the rows of a family it sees; one racing a
+    // rotation may miss the newest, so the family decides.
+    let tokens = state.store.refresh_tokens();
+    let revoked = tokens.family_revoked(&found.family_id).await;
+    if !matches!(revoked, Ok(false)) {
+        return revoked.map(|_| None).map_err(|_| OAuthError::unavailable());
+    }
     let user = state
         .store
         .users()

@@ -266,7 +266,7 @@ async fn client_credentials(
     }
 
     // Nothing is stored: the token describes itself, and a revocation is
-    // what gets written (see `tokens::client_token`).
+    // what gets written (see `tokens::active_access_token`).
     let jti = new_grant_id()?;
     let access_token = mint_for_client(state, client, &scope, &jti, now).map_err(signing_failed)?;
     tracing::info!(client_id = %client.client_id, "token issued for client credentials");

@@ -281,14 +281,16 @@ pub(crate) fn is_client_token(claims: &Map<String, Value>) -> bool {
 
 /// The grant of a client's token for itself, rebuilt from its claims:
 /// nothing is stored when one is issued, since a signature check is all
-/// most uses need. It stays good while the client is still registered for
-/// `client_credentials` with every scope in it, and the client has not
+/// most uses need. It stays good while the client is still registered,
+/// confidential, for `client_credentials` with every scope in it, and the
+/// client has not
 /// revoked it (RFC 7009), which leaves a mark until it expires.
 async fn client_grant(state: &OidcState, claims: &Map<String, Value>, now: i64) -> Option<Grant> {
     let client_id = claims.get("client_id")?.as_str()?;
     let jti = claims.get("jti")?.as_str()?;
     let client = state.clients.get(client_id)?;
-    if !client.allows(GrantType::ClientCredentials) {
+    // As at issue (RFC 6749 4.4.2): a confidential client allowed this grant.
+    if client.is_public() || !client.allows(GrantType::ClientCredentials) {
         return None;
     }
     let scope = scope_of(claims)?;

@@ -6,10 +6,9 @@
 //! revoking the family (RFC 9700 4.14.2).
 
 use sea_orm::ExprTrait;
-use sea_orm::sea_query::{Cond, Expr, Query, SimpleExpr};
+use sea_orm::sea_query::{Alias, Cond, Expr, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
 };
 use zapini_core::Authentication;
 
@@ -49,10 +48,10 @@ impl RefreshToken {
 pub enum Taken {
     /// This caller spent it; it is now marked used.
     Fresh(RefreshToken),
-    /// It had been spent before and its family is not revoked yet: a replay.
+    /// It had been spent before and is not marked revoked: a replay.
     Replayed(RefreshToken),
-    /// Unknown, expired, revoked, issued to another client, or its user
-    /// is disabled or gone.
+    /// Unknown, expired, revoked (itself or any of its family), issued to
+    /// another client, or its user is disabled or gone.
     Invalid,
 }
 
@@ -69,6 +68,25 @@ fn user_enabled() -> SimpleExpr {
             .and_where(Expr::col((user::Entity, user::Column::Disabled)).eq(false))
             .take(),
     )
+}
+
+/// Whether no row of the token's family is revoked. A revocation marks the
+/// rows it sees; on PostgreSQL one that runs while a rotation inserts the
+/// successor does not see the new row, and this check still refuses it.
+/// One lookup in the index on `(family_id, revoked_at)`.
+fn family_not_revoked() -> SimpleExpr {
+    let sibling = Alias::new("sibling");
+    Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from_as(Entity, sibling.clone())
+            .and_where(
+                Expr::col((sibling.clone(), Column::FamilyId)).equals((Entity, Column::FamilyId)),
+            )
+            .and_where(Expr::col((sibling, Column::RevokedAt)).is_not_null())
+            .take(),
+    )
+    .not()
 }
 
 fn from_row(row: Model) -> Result<RefreshToken, StoreError> {
@@ -128,9 +146,11 @@ impl<'a> RefreshTokens<'a> {
     /// false if it is. The insert checks the family itself (`INSERT …
     /// SELECT … WHERE NOT EXISTS`), so on SQLite, where writes are
     /// serialised, a concurrent revocation lands either before it (nothing
-    /// is stored) or after it (and covers the new row). On PostgreSQL a
-    /// revocation already running does not see a row inserted meanwhile, so
-    /// the family is asked again once the row is in.
+    /// is stored) or after it (and marks the new row). On PostgreSQL a
+    /// revocation already running does not see a row inserted meanwhile and
+    /// leaves it unmarked; [`Self::take`] and [`Self::family_revoked`] look at
+    /// the whole family, so such a row can be neither spent nor counted
+    /// active.
     pub async fn insert_successor(
         &self,
         token_hash: &str,
@@ -177,13 +197,7 @@ impl<'a> RefreshTokens<'a> {
             .execute(&insert)
             .await
             .map_err(StoreError::from_insert)?;
-        if stored.rows_affected() != 1 {
-            return Ok(false);
-        }
-        if self.db.get_database_backend() == DbBackend::Sqlite {
-            return Ok(true);
-        }
-        Ok(!self.family_revoked(&token.family_id).await?)
+        Ok(stored.rows_affected() == 1)
     }
 
     /// The token stored under `token_hash`, whatever its state.
@@ -213,6 +227,7 @@ impl<'a> RefreshTokens<'a> {
             .filter(Column::RevokedAt.is_null())
             .filter(Column::ExpiresAt.gt(now))
             .filter(user_enabled())
+            .filter(family_not_revoked())
             .exec_with_returning(self.db)
             .await?;
         if let Some(row) = spent.into_iter().next() {
@@ -398,6 +413,22 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn a_token_whose_family_has_a_revoked_row_cannot_be_spent() {
+        // What a revocation racing a rotation on PostgreSQL leaves behind:
+        // the family marked, its newest row not.
+        let store = store().await;
+        let tokens = store.refresh_tokens();
+        tokens.insert("h1", &token("f", "u", "s")).await.unwrap();
+        tokens.revoke_family("f", 30).await.unwrap();
+        tokens.insert("h2", &token("f", "u", "s")).await.unwrap();
+        assert!(tokens.find("h2").await.unwrap().unwrap().is_active(31));
+        assert!(matches!(
+            tokens.take("h2", "app", 31).await.unwrap(),
+            Taken::Invalid
+        ));
     }
 
     #[tokio::test]

@@ -173,6 +173,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
     let store = open_store_with_clock(&config, clock.clone()).await?;
     let sealer = Sealer::from_master_secret(&master);
     let tokens = config.token_settings();
+    let tokens_ttl = tokens.access_token_ttl;
     let keys =
         KeyRing::load_or_create(&store, &sealer, clock.now(), tokens.key_retention()).await?;
 
@@ -260,7 +261,7 @@ pub async fn serve(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         );
     }
 
-    tokio::spawn(purge_expired(store.clone(), clock));
+    tokio::spawn(purge_expired(store.clone(), clock, tokens_ttl));
     tokio::spawn(reloader.run(Duration::from_secs(
         config.reload_interval.clamp(1, 3600) as u64
     )));
@@ -430,15 +431,19 @@ async fn not_found(templates: Arc<Templates>, headers: axum::http::HeaderMap) ->
     (StatusCode::NOT_FOUND, Html(html)).into_response()
 }
 
-/// Removes expired ephemeral state and refresh tokens once a minute.
-async fn purge_expired(store: Store, clock: Arc<dyn Clock>) {
+/// Removes expired ephemeral state and refresh tokens once a minute. A
+/// refresh-token family is kept one access-token lifetime past its end:
+/// access tokens issued by its last refreshes are checked against it, and
+/// a family revoked just before it expired must still say so.
+async fn purge_expired(store: Store, clock: Arc<dyn Clock>, access_token_ttl: i64) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
         if let Err(err) = store.ephemeral().purge_expired(clock.now()).await {
             tracing::warn!(error = %err, "purging expired state failed");
         }
-        if let Err(err) = store.refresh_tokens().purge_expired(clock.now()).await {
+        let ended = clock.now() - access_token_ttl;
+        if let Err(err) = store.refresh_tokens().purge_expired(ended).await {
             tracing::warn!(error = %err, "purging expired refresh tokens failed");
         }
     }
