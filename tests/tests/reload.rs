@@ -125,6 +125,55 @@ async fn polling_picks_up_a_new_client_file_without_a_signal() {
     assert!(!server.log().contains("SIGHUP"));
 }
 
+/// `client_credentials` with these client credentials: the status.
+async fn client_token_status(server: &Server, client_id: &str, secret: &str) -> u16 {
+    http()
+        .post(server.url("/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn polling_picks_up_a_secret_replaced_in_its_secret_file() {
+    let server = Server::start(&[ClientSpec::confidential("app")], "reload_interval = 1");
+    let (old, new) = (
+        "first-machine-secret-0123456789-abcdefgh",
+        "second-machine-secret-0123456789-abcdefg",
+    );
+    let dir = server.clients_dir();
+    std::fs::write(dir.join("machine.secret"), format!("{old}\n")).unwrap();
+    std::fs::write(
+        dir.join("machine.toml"),
+        "client_id = \"machine\"\n\
+         client_secret_file = \"machine.secret\"\n\
+         grant_types = [\"client_credentials\"]\n\
+         redirect_uris = [\"http://127.0.0.1:9/cb\"]\n\
+         scopes = [\"profile\"]\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client_token_status(&server, "machine", old).await != 200 {
+        assert!(Instant::now() < deadline, "not loaded:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Only the secret file changes: the client file is as it was.
+    std::fs::write(dir.join("machine.secret"), format!("{new}\n")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client_token_status(&server, "machine", new).await != 200 {
+        assert!(Instant::now() < deadline, "not reloaded:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(client_token_status(&server, "machine", old).await, 401);
+    assert!(!server.log().contains("SIGHUP"));
+    assert!(!server.log().contains(new), "a secret reached the log");
+}
+
 #[tokio::test]
 async fn a_broken_settings_file_is_logged_and_nothing_changes() {
     let server = Server::start(&[ClientSpec::confidential("app")], SIGNAL_ONLY);

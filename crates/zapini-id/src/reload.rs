@@ -176,10 +176,11 @@ fn changed_settings(before: &serde_json::Value, config: &Config) -> Vec<String> 
         .collect()
 }
 
-/// A digest of the settings file and of every `*.toml` file in the client
-/// folder, names and contents. Secret files named by clients are not part
-/// of it: a new secret in one is read on SIGHUP or with the next change of
-/// a client file.
+/// A digest of the settings file, of every `*.toml` file in the client
+/// folder, and of the secret file each of those names
+/// (`client_secret_file`), names and contents: a secret replaced in its
+/// file is picked up by polling like any other change. The digest stays in
+/// memory and is compared, never logged.
 pub fn files_digest(settings: &Path, clients_dir: &Path) -> [u8; 32] {
     let mut files: Vec<PathBuf> = std::fs::read_dir(clients_dir)
         .map(|entries| {
@@ -192,6 +193,12 @@ pub fn files_digest(settings: &Path, clients_dir: &Path) -> [u8; 32] {
     files.sort();
     files.insert(0, settings.to_owned());
 
+    let secrets: Vec<PathBuf> = files[1..]
+        .iter()
+        .filter_map(|f| secret_file_of(f))
+        .collect();
+    files.extend(secrets);
+
     let mut all = Vec::new();
     for file in files {
         let name = file.to_string_lossy().into_owned();
@@ -202,6 +209,20 @@ pub fn files_digest(settings: &Path, clients_dir: &Path) -> [u8; 32] {
         }
     }
     zapini_core::crypto::sha256(&all)
+}
+
+/// The `client_secret_file` a client file names, resolved as the client
+/// loader resolves it (relative to the client file's folder). A file that
+/// does not parse names none; the reload reports it anyway.
+fn secret_file_of(client_file: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(client_file).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    let path = Path::new(table.get("client_secret_file")?.as_str()?);
+    Some(if path.is_relative() {
+        client_file.parent().unwrap_or(Path::new(".")).join(path)
+    } else {
+        path.to_owned()
+    })
 }
 
 #[cfg(unix)]
