@@ -68,7 +68,7 @@ pub mod ns {
     /// `jti`s of revoked access tokens that have no grant stored (a
     /// client's tokens for itself, and those issued by a refresh), until
     /// the tokens expire.
-    pub const REVOKED_ACCESS_TOKEN: &str = "revoked_at";
+    pub const REVOKED_ACCESS_TOKEN: &str = "revoked_access_token";
     /// `jti`s of `private_key_jwt` client assertions, until they expire.
     pub const CLIENT_ASSERTION: &str = "client_assertion_jti";
     /// Pending authorizations whose level the user cannot reach (a `phr`

@@ -128,9 +128,10 @@ async fn refresh_token(
     // A revocation marks the rows of a family it sees; one racing a
     // rotation may miss the newest, so the family decides.
     let tokens = state.store.refresh_tokens();
-    let revoked = tokens.family_revoked(&found.family_id).await;
-    if !matches!(revoked, Ok(false)) {
-        return revoked.map(|_| None).map_err(|_| OAuthError::unavailable());
+    match tokens.family_revoked(&found.family_id).await {
+        Ok(false) => {}
+        Ok(true) => return Ok(None),
+        Err(_) => return Err(OAuthError::unavailable()),
     }
     let user = state
         .store

@@ -83,11 +83,11 @@ pub(crate) async fn grant(
             narrowed_scope(&token.scope, params)?;
         }
     }
+    // A disabled user's token is not spent at all (the store checks the
+    // user in the same statement), so no separate read of the user.
     let old = spend(state, client, &hash, now)
         .await?
         .ok_or_else(invalid)?;
-    // A disabled user's token is not spent at all (the store checks the
-    // user in the same statement), so no separate read of the user.
     let scope = narrowed_scope(&old.scope, params)?;
 
     let next = rotate(state, &old, now).await?;
@@ -136,8 +136,10 @@ async fn spend(
 
 /// Stores the successor of a spent token in the same family. A replay that
 /// raced this request revokes the family before or after the successor is
-/// stored: the store refuses the successor in the first case, and the
-/// revocation covers it in the second (see `insert_successor`).
+/// stored: the store refuses the successor in the first case; in the second
+/// the revocation marks it, or on PostgreSQL, where a revocation already
+/// running may miss it, the family check when it is spent refuses it (see
+/// `RefreshTokens::insert_successor`).
 async fn rotate(state: &OidcState, old: &RefreshToken, now: i64) -> Result<Secret, OAuthError> {
     let tokens = state.store.refresh_tokens();
     let next = new_token()?;
